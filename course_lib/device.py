@@ -1,0 +1,73 @@
+"""Device and precision, chosen in one place.
+
+Every notebook, the trainer, the sampler and the command line ask this module which device and
+dtype to use, so a learner on a laptop, on Apple silicon or on a CUDA GPU runs the same code.
+Override with the environment variable ``COURSE_DEVICE`` (e.g. ``cpu`` to force the CPU).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Optional, Union
+
+import torch
+
+
+def pick_device(prefer: Optional[Union[str, torch.device]] = None) -> torch.device:
+    """The best available device: ``prefer`` or ``$COURSE_DEVICE`` if given, else CUDA, MPS, CPU.
+
+    Raises ``ValueError`` when a device is asked for that this machine does not have.
+    """
+    wanted = prefer if prefer is not None else os.environ.get("COURSE_DEVICE") or None
+    if wanted is not None and str(wanted) != "auto":
+        device = torch.device(wanted)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device={str(wanted)!r} was requested but CUDA is not available here; use 'cpu' or 'auto'")
+        if device.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise ValueError(f"device={str(wanted)!r} was requested but MPS is not available here; use 'cpu' or 'auto'")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if hasattr(torch.backends, "mps") and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def bf16_supported(device: Union[str, torch.device]) -> bool:
+    """True where bfloat16 matrix math is fast and exact enough to train in (Ampere+ GPUs)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return False
+
+
+def pick_dtype(device: Union[str, torch.device], requested: str = "auto") -> torch.dtype:
+    """The compute dtype for autocast: bf16 on GPUs that support it, else float32.
+
+    ``requested`` may be ``"auto"``, ``"float32"``/``"fp32"``, ``"bfloat16"``/``"bf16"`` or
+    ``"float16"``/``"fp16"``.
+    """
+    names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+    if requested == "auto":
+        return torch.bfloat16 if bf16_supported(device) else torch.float32
+    if requested not in names:
+        raise ValueError(f"dtype={requested!r} must be one of {['auto', *names]}")
+    return names[requested]
+
+
+def autocast(device: Union[str, torch.device], dtype: torch.dtype):
+    """An autocast context for ``dtype`` on ``device``; a no-op for float32."""
+    device = torch.device(device)
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def synchronize(device: Union[str, torch.device]) -> None:
+    """Wait for queued GPU work (for honest timings); a no-op on the CPU."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
