@@ -1,0 +1,441 @@
+"""Checkpoints: safetensors weights + JSON config, written atomically, loaded without pickle.
+
+A checkpoint is a folder::
+
+    path/
+      model.safetensors   every tensor of the model once (tied weights stored under one name)
+      config.json         ModelConfig.to_dict()
+      metadata.json       whatever the caller passed (step, loss, tokenizer name, ...) + format info
+
+Why safetensors and JSON: ``torch.load`` unpickles, and unpickling a file runs whatever code the
+file asks for. A safetensors file is a JSON header plus raw bytes, so loading a checkpoint found on
+the internet can never execute code. Nothing in this module calls ``torch.load`` or ``pickle``.
+
+Why atomic: a crash (or Ctrl-C in a notebook) half-way through writing must never leave a folder
+that looks like a checkpoint but holds half the tensors, and must never destroy the previous good
+checkpoint. :func:`atomic_write_dir` writes everything into a temporary sibling folder and only
+then renames it into place (see its docstring for exactly what survives a crash at each point).
+
+Generic helpers reused by the trainer for ``step_<N>/`` folders:
+    :func:`atomic_write_dir`   context manager: build a folder in a temp sibling, rename into place.
+    :func:`atomic_write_json`  write one JSON file atomically (temp file + ``os.replace``).
+    :func:`write_model_files`  write ``model.safetensors`` + ``config.json`` into a folder.
+    :func:`read_json`          read a JSON file with clear errors naming the path.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Tuple, Union
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+
+PathLike = Union[str, os.PathLike]
+
+MODEL_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+METADATA_FILE = "metadata.json"
+FORMAT_VERSION = 1
+# Key in the safetensors header that records which names are aliases of a stored tensor.
+_TIED_KEY = "course_lib.tied"
+
+
+# ============================================================================ atomic writes
+def _fsync_dir(path: Path) -> None:
+    """Flush a directory entry (the rename itself) to disk where the OS allows it (not Windows)."""
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(str(path), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    """fsync every file under ``root`` so the data is on disk before the folder is renamed in."""
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            try:
+                with open(os.path.join(dirpath, name), "rb") as f:
+                    os.fsync(f.fileno())
+            except OSError:
+                pass
+        _fsync_dir(Path(dirpath))
+
+
+@contextlib.contextmanager
+def atomic_write_dir(path: PathLike, overwrite: bool = True) -> Iterator[Path]:
+    """Build the folder ``path`` atomically: yield an empty temporary sibling, rename it in at the end.
+
+    Usage::
+
+        with atomic_write_dir("runs/x/step_100") as tmp:
+            save_file(tensors, tmp / "model.safetensors")
+            (tmp / "train_state.json").write_text(...)
+        # here runs/x/step_100 exists and is complete
+
+    If the ``with`` body raises, the temporary folder is deleted and ``path`` is untouched.
+
+    Crash safety (the process dies, e.g. power loss or a killed kernel), by the moment of the crash:
+      1. while the body writes: only ``.<name>.tmp-<id>`` exists beside ``path``; ``path`` (old or
+         absent) is untouched. The leftover temp folder is garbage and may be deleted.
+      2. ``path`` did not exist: one ``os.rename(tmp, path)``, atomic on POSIX and Windows; either
+         the complete new folder is there or nothing is.
+      3. ``path`` existed (``overwrite=True``): the old folder is renamed aside to
+         ``.<name>.old-<id>``, the new one renamed in, then the old one deleted. A crash between the
+         two renames leaves no ``path`` but the intact old checkpoint in ``.<name>.old-<id>`` (and
+         the complete new one in ``.<name>.tmp-<id>``); :func:`load_checkpoint` names that folder
+         in its ``FileNotFoundError``. A crash after the second rename leaves the complete new
+         ``path`` and a stale ``.<name>.old-<id>`` to delete. At no point is a half-written folder
+         called ``path``.
+    Files are fsynced before the rename so the rename never publishes data still only in a cache.
+
+    ``overwrite=False`` raises ``FileExistsError`` if ``path`` exists (checked before and after).
+    """
+    path = Path(path)
+    parent = path.parent
+    if path.name in ("", ".", ".."):
+        raise ValueError(f"path={str(path)!r} must name a folder (not '.', '..' or a root)")
+    parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"path={str(path)!r} already exists and overwrite=False")
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"path={str(path)!r} exists and is a file, not a folder; choose another path")
+    token = uuid.uuid4().hex[:8]
+    tmp = parent / f".{path.name}.tmp-{os.getpid()}-{token}"
+    tmp.mkdir()
+    try:
+        yield tmp
+        _fsync_tree(tmp)
+        if path.exists():
+            if not overwrite:
+                raise FileExistsError(f"path={str(path)!r} appeared while writing and overwrite=False")
+            old = parent / f".{path.name}.old-{os.getpid()}-{token}"
+            os.rename(path, old)
+            os.rename(tmp, path)
+            _fsync_dir(parent)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, path)
+            _fsync_dir(parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _json_default(obj: Any) -> Any:
+    """Turn the usual non-JSON values of a training script (Path, tensors, numpy scalars) into JSON."""
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if isinstance(obj, torch.Tensor) and obj.numel() == 1:
+        return obj.item()
+    if isinstance(obj, torch.dtype):
+        return str(obj).replace("torch.", "")
+    if isinstance(obj, torch.device):
+        return str(obj)
+    if hasattr(obj, "item") and callable(obj.item):      # numpy scalars
+        try:
+            return obj.item()
+        except (TypeError, ValueError):
+            pass
+    if hasattr(obj, "tolist") and callable(obj.tolist):   # numpy arrays, small tensors
+        return obj.tolist()
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    raise TypeError(f"value {obj!r} of type {type(obj).__name__} is not JSON-serialisable")
+
+
+def _dumps(obj: Any, what: str) -> str:
+    try:
+        return json.dumps(obj, indent=2, sort_keys=True, default=_json_default, allow_nan=True)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{what} cannot be written as JSON: {err}") from None
+
+
+def atomic_write_json(path: PathLike, obj: Any) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically: a temp file in the same folder, fsync, ``os.replace``.
+
+    Readers see either the old file or the complete new one, never a truncated one. Paths, tensors
+    with one element and numpy scalars are converted; anything else not JSON-serialisable raises
+    ``ValueError`` naming the path.
+    """
+    path = Path(path)
+    text = _dumps(obj, f"the data for {str(path)!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def read_json(path: PathLike, what: str = "file") -> Any:
+    """Read a JSON file; ``FileNotFoundError`` / ``ValueError`` name the path (never a bare traceback)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {str(path)!r} does not exist")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{what} {str(path)!r} is not valid JSON (corrupt or truncated?): {err}") from None
+
+
+# ============================================================================ tensors <-> files
+def _storage_key(t: torch.Tensor) -> Tuple[Any, int, Tuple[int, ...], Tuple[int, ...]]:
+    """Identity of the memory a tensor views: two names with the same key are the same weight."""
+    return (t.device, t.data_ptr(), tuple(t.shape), tuple(t.stride()))
+
+
+def tied_aliases(model: nn.Module) -> Dict[str, str]:
+    """``{alias: stored_name}`` for state-dict entries that are the same tensor as an earlier entry.
+
+    With tied embeddings ``lm_head.weight`` and ``tok_embeddings.weight`` (or whatever the model
+    calls them) are one ``Parameter``; safetensors refuses to save shared memory twice, and storing
+    it twice would silently untie the weights on load. We store the first name only.
+    """
+    seen: Dict[Any, str] = {}
+    aliases: Dict[str, str] = {}
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        if tensor.numel() == 0:
+            continue
+        key = _storage_key(tensor)
+        if key in seen:
+            aliases[name] = seen[key]
+        else:
+            seen[key] = name
+    return aliases
+
+
+def model_tensors(model: nn.Module) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
+    """The tensors to store (contiguous CPU copies, tied ones once) and the alias map."""
+    aliases = tied_aliases(model)
+    tensors = {name: t.detach().to("cpu").contiguous()
+               for name, t in model.state_dict().items() if name not in aliases}
+    return tensors, aliases
+
+
+def _config_of(model: nn.Module) -> ModelConfig:
+    config = getattr(model, "config", None)
+    if not isinstance(config, ModelConfig):
+        raise ValueError(f"model of type {type(model).__name__} has no .config ModelConfig; "
+                         "save_checkpoint needs a course_lib Transformer")
+    return config
+
+
+def write_model_files(model: nn.Module, folder: PathLike) -> None:
+    """Write ``model.safetensors`` and ``config.json`` of ``model`` into the existing ``folder``.
+
+    Meant for use inside :func:`atomic_write_dir` (the trainer adds its own train-state files).
+    """
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    config = _config_of(model)
+    tensors, aliases = model_tensors(model)
+    header = {"format": "pt", "course_lib.format_version": str(FORMAT_VERSION),
+              _TIED_KEY: json.dumps(aliases, sort_keys=True)}
+    save_file(tensors, str(folder / MODEL_FILE), metadata=header)
+    (folder / CONFIG_FILE).write_text(config.to_json() + "\n", encoding="utf-8")
+
+
+def _resolve_folder(path: PathLike) -> Path:
+    """The checkpoint folder for ``path`` (a folder, or its ``model.safetensors``), with clear errors."""
+    path = Path(path)
+    if path.is_file() and path.name == MODEL_FILE:
+        path = path.parent
+    if not path.exists():
+        hint = ""
+        parent = path.parent if str(path.parent) else Path(".")
+        if parent.is_dir():
+            aside = sorted(p.name for p in parent.glob(f".{path.name}.old-*"))
+            if aside:
+                hint = (f"; a write was interrupted while replacing it: the previous checkpoint is intact "
+                        f"in {str(parent / aside[0])!r} (rename it back to use it)")
+        raise FileNotFoundError(f"checkpoint folder {str(path)!r} does not exist{hint}")
+    if not path.is_dir():
+        raise ValueError(f"checkpoint path {str(path)!r} is a file; pass the checkpoint folder "
+                         f"(containing {MODEL_FILE}, {CONFIG_FILE}, {METADATA_FILE})")
+    return path
+
+
+def read_model_tensors(path: PathLike) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
+    """Read ``model.safetensors`` from checkpoint folder ``path``: (tensors on CPU, alias map).
+
+    Never unpickles. Missing file -> ``FileNotFoundError``; corrupt file -> ``ValueError``; both name
+    the path.
+    """
+    from safetensors import safe_open
+
+    file = _resolve_folder(path) / MODEL_FILE
+    if not file.is_file():
+        raise FileNotFoundError(f"checkpoint weights {str(file)!r} do not exist")
+    try:
+        tensors: Dict[str, torch.Tensor] = {}
+        with safe_open(str(file), framework="pt", device="cpu") as f:
+            header = f.metadata() or {}
+            for name in f.keys():
+                tensors[name] = f.get_tensor(name)
+        aliases = json.loads(header.get(_TIED_KEY, "{}"))
+    except Exception as err:  # safetensors raises its own error types for bad headers / short files
+        raise ValueError(f"checkpoint weights {str(file)!r} are corrupt or not a safetensors file "
+                         f"({type(err).__name__}: {err})") from None
+    if not isinstance(aliases, dict):
+        raise ValueError(f"checkpoint weights {str(file)!r} have a malformed {_TIED_KEY!r} header entry")
+    return tensors, aliases
+
+
+def read_config(path: PathLike) -> ModelConfig:
+    """The ``ModelConfig`` stored in checkpoint folder ``path``."""
+    file = _resolve_folder(path) / CONFIG_FILE
+    data = read_json(file, "checkpoint config")
+    if not isinstance(data, dict):
+        raise ValueError(f"checkpoint config {str(file)!r} must hold a JSON object, got {type(data).__name__}")
+    try:
+        return ModelConfig.from_dict(data)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"checkpoint config {str(file)!r} is not a valid ModelConfig: {err}") from None
+
+
+def _describe(t: torch.Tensor) -> str:
+    return f"{tuple(t.shape)} {str(t.dtype).replace('torch.', '')}"
+
+
+def _match_report(model: nn.Module, tensors: Dict[str, torch.Tensor]) -> List[str]:
+    """Lines describing every missing, unexpected and mis-shaped tensor (empty when all fit)."""
+    aliases = tied_aliases(model)
+    expected = {n: t for n, t in model.state_dict().items() if n not in aliases}
+    lines = []
+    missing = [n for n in expected if n not in tensors]
+    unexpected = [n for n in tensors if n not in expected]
+    shaped = [n for n in expected if n in tensors and tuple(tensors[n].shape) != tuple(expected[n].shape)]
+    for n in missing:
+        lines.append(f"  missing in checkpoint: {n} {_describe(expected[n])}")
+    for n in unexpected:
+        lines.append(f"  unexpected in checkpoint: {n} {_describe(tensors[n])}")
+    for n in shaped:
+        lines.append(f"  shape mismatch: {n} checkpoint {tuple(tensors[n].shape)} vs model {tuple(expected[n].shape)}")
+    return lines
+
+
+def _copy_into(model: nn.Module, tensors: Dict[str, torch.Tensor]) -> None:
+    """Copy checkpoint tensors into the model's own storage (tied parameters stay one tensor)."""
+    aliases = tied_aliases(model)
+    state = model.state_dict(keep_vars=True)
+    with torch.no_grad():
+        for name, target in state.items():
+            if name in aliases:
+                continue  # the same memory as aliases[name], written once
+            target.copy_(tensors[name].to(device=target.device, dtype=target.dtype))
+
+
+def _config_diff(a: ModelConfig, b: ModelConfig) -> List[str]:
+    da, db = a.to_dict(), b.to_dict()
+    return [f"{k}: model {da[k]!r} vs checkpoint {db.get(k)!r}" for k in sorted(da) if da[k] != db.get(k)]
+
+
+# ============================================================================ public API
+def save_checkpoint(model: nn.Module, path: PathLike, overwrite: bool = True, **metadata: Any) -> Path:
+    """Save ``model`` to the folder ``path`` atomically; returns the folder.
+
+    ``metadata`` (step, loss, tokenizer, notes, ...) goes to ``metadata.json`` next to
+    ``course_lib_version`` and ``format_version``; values must be JSON-serialisable (paths, one-element
+    tensors and numpy scalars are converted). Tied weights are stored once and re-tied on load.
+    """
+    from . import __version__
+
+    _config_of(model)  # fail before touching the disk if this is not a course_lib model
+    meta = {"format_version": FORMAT_VERSION, "course_lib_version": __version__,
+            "num_parameters": sum(p.numel() for p in model.parameters())}
+    clash = sorted(set(metadata) & set(meta))
+    if clash:
+        raise ValueError(f"metadata keys {clash} are reserved by save_checkpoint; rename them")
+    meta.update(metadata)
+    meta_text = _dumps(meta, "save_checkpoint metadata")
+    with atomic_write_dir(path, overwrite=overwrite) as tmp:
+        write_model_files(model, tmp)
+        (tmp / METADATA_FILE).write_text(meta_text + "\n", encoding="utf-8")
+    return Path(path)
+
+
+def load_checkpoint_metadata(path: PathLike) -> dict:
+    """The ``metadata.json`` dict of the checkpoint folder ``path``."""
+    data = read_json(_resolve_folder(path) / METADATA_FILE, "checkpoint metadata")
+    if not isinstance(data, dict):
+        raise ValueError(f"checkpoint metadata {str(Path(path) / METADATA_FILE)!r} must hold a JSON object")
+    return data
+
+
+def load_checkpoint(path: PathLike, device: Union[str, torch.device] = "cpu") -> nn.Module:
+    """Build a ``Transformer`` from the checkpoint folder ``path`` and load its weights (strictly).
+
+    The model takes the dtype of the stored floating-point weights (so a bf16 checkpoint stays bf16)
+    and is moved to ``device``; it is returned in eval mode. Any missing, unexpected or mis-shaped
+    tensor raises ``ValueError`` listing all of them, never a partial load.
+    """
+    from .model import Transformer
+
+    folder = _resolve_folder(path)
+    config = read_config(folder)
+    tensors, _ = read_model_tensors(folder)
+    model = Transformer(config)
+    problems = _match_report(model, tensors)
+    if problems:
+        raise ValueError(f"checkpoint {str(folder)!r} does not fit its own config.json "
+                         f"({len(problems)} problems):\n" + "\n".join(problems))
+    float_dtypes = {t.dtype for t in tensors.values() if t.is_floating_point()}
+    if len(float_dtypes) == 1:
+        model.to(dtype=float_dtypes.pop())
+    _copy_into(model, tensors)
+    model.to(device)
+    model.eval()
+    return model
+
+
+def load_state_into(model: nn.Module, path: PathLike) -> nn.Module:
+    """Load the weights of checkpoint ``path`` into an existing ``model`` (strict; for resuming).
+
+    Tensors are copied into the model's own parameters (keeping their device, dtype and any
+    optimizer references). A mismatch raises ``ValueError`` naming every tensor and the config fields
+    that differ: the checkpoint belongs to a different config.
+    """
+    folder = _resolve_folder(path)
+    tensors, _ = read_model_tensors(folder)
+    problems = _match_report(model, tensors)
+    if problems:
+        detail = ""
+        config = getattr(model, "config", None)
+        if isinstance(config, ModelConfig) and (folder / CONFIG_FILE).is_file():
+            with contextlib.suppress(ValueError, FileNotFoundError):
+                diff = _config_diff(config, read_config(folder))
+                if diff:
+                    detail = "\nconfig fields that differ:\n" + "\n".join(f"  {d}" for d in diff)
+        raise ValueError(f"checkpoint {str(folder)!r} belongs to a different config than this model "
+                         f"({len(problems)} tensors do not fit):\n" + "\n".join(problems) + detail)
+    _copy_into(model, tensors)
+    return model
+
+
+__all__ = ["save_checkpoint", "load_checkpoint", "load_checkpoint_metadata", "load_state_into",
+           "atomic_write_dir", "atomic_write_json", "read_json", "write_model_files",
+           "read_model_tensors", "read_config", "tied_aliases", "model_tensors"]
