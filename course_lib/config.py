@@ -166,8 +166,23 @@ class ModelConfig:
             need(1 <= self.moe_top_k <= self.moe_experts,
                  f"moe_top_k={self.moe_top_k} must be in [1, moe_experts={self.moe_experts}]")
         need(self.max_seq_len >= 1, f"max_seq_len={self.max_seq_len} must be >= 1")
+        need(self.rope_original_max_seq_len is None
+             or (isinstance(self.rope_original_max_seq_len, int) and self.rope_original_max_seq_len >= 1),
+             f"rope_original_max_seq_len={self.rope_original_max_seq_len!r} must be None or a positive integer")
 
     # ------------------------------------------------------------------ helpers
+    @property
+    def context_length(self) -> int:
+        """Longest cache + input the model accepts without ``allow_longer=True``.
+
+        ``max_seq_len``, except with RoPE scaling, where the stretched positions cover
+        ``rope_original_max_seq_len (default max_seq_len) * rope_scaling_factor`` (whichever is larger).
+        """
+        if self.pos == "rope" and self.rope_scaling != "none":
+            original = self.rope_original_max_seq_len or self.max_seq_len
+            return max(self.max_seq_len, int(original * self.rope_scaling_factor))
+        return self.max_seq_len
+
     @property
     def resolved_attn_scale(self) -> float:
         """The number that multiplies q·k (1/sqrt(head_dim) by default)."""

@@ -1,0 +1,94 @@
+"""Position-wise feed-forward layers: the dense FFN (SwiGLU / GELU / ReLU) and a mixture of experts.
+
+Dense: ``down(act(gate(x)) * up(x))`` for SwiGLU (three matrices, Llama names), ``down(act(up(x)))``
+for GELU and ReLU (two matrices). No biases.
+
+MoE: a router scores every expert per token, the ``top_k`` best run and their outputs are mixed by
+the renormalised router probabilities; an optional shared expert runs on every token. The
+load-balancing loss (Switch Transformer) is ``E * sum_e f_e * P_e`` with ``f_e`` the fraction of
+(token, slot) assignments that go to expert ``e`` and ``P_e`` the mean router probability of ``e``:
+it is 1 for perfectly uniform routing and grows as routing collapses onto few experts (max ``E``).
+"""
+from __future__ import annotations
+
+from typing import Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class FeedForward(nn.Module):
+    """``x (..., D) -> (..., D)`` through a hidden layer of ``hidden`` units."""
+
+    def __init__(self, dim: int, hidden: int, kind: str = "swiglu", dropout: float = 0.0):
+        super().__init__()
+        if kind not in ("swiglu", "gelu", "relu"):
+            raise ValueError(f"ffn_type={kind!r} must be one of ('swiglu', 'gelu', 'relu') here")
+        self.kind = kind
+        self.gate_proj = nn.Linear(dim, hidden, bias=False) if kind == "swiglu" else None
+        self.up_proj = nn.Linear(dim, hidden, bias=False)
+        self.down_proj = nn.Linear(hidden, dim, bias=False)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "swiglu":
+            h = F.silu(self.gate_proj(x)) * self.up_proj(x)
+        elif self.kind == "gelu":
+            h = F.gelu(self.up_proj(x))
+        else:
+            h = F.relu(self.up_proj(x))
+        return self.dropout(self.down_proj(h))
+
+
+def load_balancing_loss(router_probs: torch.Tensor, expert_index: torch.Tensor, n_experts: int) -> torch.Tensor:
+    """Switch-style auxiliary loss ``E * sum_e f_e P_e`` (1.0 when routing is perfectly uniform).
+
+    router_probs: ``(N, E)`` softmax over experts for ``N`` tokens (gradients flow through here).
+    expert_index: ``(N, k)`` chosen experts (counts only, no gradient).
+    """
+    counts = torch.zeros(n_experts, device=router_probs.device, dtype=torch.float32)
+    counts.scatter_add_(0, expert_index.reshape(-1), torch.ones(expert_index.numel(), device=counts.device))
+    f = counts / expert_index.numel()                                    # fraction of assignments
+    P = router_probs.float().mean(dim=0)                                 # mean probability
+    return n_experts * (f * P).sum()
+
+
+class MoE(nn.Module):
+    """Top-k mixture of ``n_experts`` feed-forward experts, optionally plus a shared expert.
+
+    ``forward(x (B, T, D)) -> (y (B, T, D), aux_loss scalar)``. The router runs in float32.
+    Expert dispatch gathers each expert's tokens (data-dependent shapes: fine eagerly; this path is
+    not meant for ``torch.compile(fullgraph=True)``).
+    """
+
+    def __init__(self, dim: int, hidden: int, n_experts: int, top_k: int = 2, shared_expert: bool = False,
+                 kind: str = "swiglu", dropout: float = 0.0):
+        super().__init__()
+        self.n_experts, self.top_k = n_experts, top_k
+        self.router = nn.Linear(dim, n_experts, bias=False)
+        self.experts = nn.ModuleList([FeedForward(dim, hidden, kind, dropout) for _ in range(n_experts)])
+        self.shared_expert = FeedForward(dim, hidden, kind, dropout) if shared_expert else None
+
+    def route(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``x (N, D)`` -> ``probs (N, E)``, ``top_weights (N, k)`` (sum to 1), ``top_index (N, k)``."""
+        probs = torch.softmax(self.router(x).float(), dim=-1)
+        top_w, top_i = probs.topk(self.top_k, dim=-1)
+        top_w = top_w / top_w.sum(dim=-1, keepdim=True)
+        return probs, top_w, top_i
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        B, T, D = x.shape
+        flat = x.reshape(B * T, D)
+        probs, top_w, top_i = self.route(flat)
+        out = torch.zeros_like(flat)
+        for e, expert in enumerate(self.experts):
+            token, slot = (top_i == e).nonzero(as_tuple=True)             # which tokens chose e, in which slot
+            if token.numel() == 0:
+                continue
+            y = expert(flat[token]) * top_w[token, slot, None].to(flat.dtype)
+            out.index_add_(0, token, y.to(out.dtype))
+        if self.shared_expert is not None:
+            out = out + self.shared_expert(flat)
+        aux = load_balancing_loss(probs, top_i, self.n_experts)
+        return out.view(B, T, D), aux
