@@ -141,3 +141,23 @@ def test_main_exit_codes(nbdir, capsys):
     assert "out of sync" in capsys.readouterr().out
     assert cn.main(["--notebooks", str(nbdir), "--write"]) in (0, 1)  # coverage may fail on the real catalog
     assert cn.check(nbdir, None) == []
+
+
+mspec = importlib.util.spec_from_file_location("measure_notebooks", REPO / "scripts" / "measure_notebooks.py")
+mn = importlib.util.module_from_spec(mspec)
+mspec.loader.exec_module(mn)
+
+
+def test_measure_readme_table_update():
+    text = ("intro\n" + mn.START + "\n| NB | title | question ids | status | t | m |\n|---|---|---|---|---|---|\n"
+            "| 01 | Tokens | S000-Q1 | planned |  |  |\n| 02 | Shift | S000-Q2 | planned | 50 | 700 |\n"
+            + mn.END + "\noutro\n")
+    out = mn.update_readme(text, {"01": {"rc": 0, "wall_s": 61.4, "peak_mb": 812.2}}, {"01", "02"}, "_Measured x_")
+    rows = mn.parse_table(out.split(mn.START)[1].split(mn.END)[0])
+    assert rows[0] == ["01", "Tokens", "S000-Q1", "written", "61", "812"]
+    assert rows[1] == ["02", "Shift", "S000-Q2", "written", "50", "700"]  # not measured: figures kept
+    assert out.startswith("intro\n") and out.endswith("outro\n") and "_Measured x_" in out
+    failed = mn.update_readme(out, {"02": {"rc": 1, "wall_s": 3.0, "peak_mb": 90.0}}, set())
+    assert "| 3 (failed) | 90 |" in failed and "_Measured x_" in failed
+    with pytest.raises(ValueError):
+        mn.update_readme("no markers", {}, set())
