@@ -1,0 +1,481 @@
+"""Datasets for language-model training: the one-position shift, padding and loss masks, packing,
+and chat (SFT) data with a loss mask on the assistant's tokens.
+
+Conventions (``docs/design.md``): ``labels[t]`` is the target for ``logits[t]``, so the shift
+happens here, in ``shift_for_next_token``, and nowhere else; ``-100`` (``IGNORE_INDEX``) marks a
+position that carries no loss; the pad id is 0 (``<|endoftext|>``).
+
+Every item is a dict of 1-D ``torch.long`` tensors of one length ``T``:
+
+    input_ids       (T,)  tokens the model reads
+    labels          (T,)  next-token targets, -100 where there is no loss (padding, prompts, ...)
+    attention_mask  (T,)  1 for a real token, 0 for padding
+    position_ids    (T,)  only PackedDataset(boundary="reset"): positions restart at each document
+    doc_ids         (T,)  only PackedDataset(boundary="reset"): 0, 1, 2, ... per document in the block
+
+``collate`` pads a list of items (right padding by default) into ``(B, T)`` tensors.
+
+Speed: texts are tokenized once, with the tokenizer's batch encoder, into one flat ``int32``
+tensor plus offsets. An item is a slice and a shift, so data loading costs microseconds per item
+(``benchmarks/bench_data.py`` measures it).
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+__all__ = [
+    "IGNORE_INDEX", "PAD_ID", "shift_for_next_token", "collate", "PretrainDataset",
+    "PackedDataset", "SFTDataset", "PAD_VALUES",
+]
+
+IGNORE_INDEX = -100
+PAD_ID = 0
+
+# What ``collate`` pads each key with (input_ids use the ``pad_id`` argument).
+PAD_VALUES = {"labels": IGNORE_INDEX, "attention_mask": 0, "position_ids": 0, "doc_ids": -1}
+
+
+# --------------------------------------------------------------------------------------------
+# the shift
+# --------------------------------------------------------------------------------------------
+def shift_for_next_token(ids: torch.Tensor, target_mask: torch.Tensor | None = None,
+                         ignore_index: int = IGNORE_INDEX) -> tuple[torch.Tensor, torch.Tensor]:
+    """Turn a token sequence into (model input, aligned next-token labels).
+
+    ``ids``: ``(..., L)`` integer tensor. Returns ``input_ids = ids[..., :-1]`` and
+    ``labels = ids[..., 1:]``, both ``(..., L-1)``: the model reading ``input_ids[..., t]`` (and
+    everything before it) is trained to predict ``labels[..., t]``, the token that comes next.
+
+    ``target_mask``: optional ``(..., L)`` bool tensor aligned with ``ids``; True where a token
+    should be *predicted* (a loss target). A token whose mask is False gets ``ignore_index`` in
+    ``labels`` at the position one step before it. Nothing else in course_lib shifts labels.
+    """
+    if not isinstance(ids, torch.Tensor) or ids.dim() < 1:
+        raise ValueError(f"ids must be a tensor with at least 1 dimension, got {type(ids).__name__}")
+    if ids.dtype.is_floating_point or ids.dtype == torch.bool:
+        raise ValueError(f"ids must be an integer tensor, got dtype {ids.dtype}")
+    if ids.shape[-1] < 2:
+        raise ValueError(f"ids has length {ids.shape[-1]} in its last dimension; the shift needs "
+                         "at least 2 tokens (one input, one target)")
+    input_ids = ids[..., :-1].long()
+    labels = ids[..., 1:].long().clone()
+    if target_mask is not None:
+        if target_mask.shape != ids.shape:
+            raise ValueError(f"target_mask shape {tuple(target_mask.shape)} must equal ids shape "
+                             f"{tuple(ids.shape)}")
+        labels[~target_mask[..., 1:].bool()] = ignore_index
+    return input_ids, labels
+
+
+# --------------------------------------------------------------------------------------------
+# padding
+# --------------------------------------------------------------------------------------------
+def collate(items: Sequence[dict[str, torch.Tensor]], pad_id: int = PAD_ID,
+            pad_to: int | None = None, padding_side: str = "right") -> dict[str, torch.Tensor]:
+    """Pad a list of items (dicts of 1-D tensors) to a batch of ``(B, T)`` tensors.
+
+    ``T`` is the longest item (or ``pad_to``). ``input_ids`` are padded with ``pad_id``, ``labels``
+    with -100 (no loss on padding), ``attention_mask`` with 0, ``position_ids`` with 0,
+    ``doc_ids`` with -1, anything else with 0. ``padding_side="right"`` for training (the default);
+    ``"left"`` for batched generation. Use as ``DataLoader(ds, batch_size, collate_fn=collate)``.
+    """
+    if padding_side not in ("right", "left"):
+        raise ValueError(f"padding_side={padding_side!r} must be 'right' or 'left'")
+    if not isinstance(items, (list, tuple)) or not items:
+        raise ValueError("collate needs a non-empty list of items")
+    keys = list(items[0].keys())
+    lengths = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or list(item.keys()) != keys:
+            got = list(item.keys()) if isinstance(item, dict) else type(item).__name__
+            raise ValueError(f"items[{i}] has keys {got}, expected {keys}")
+        n = None
+        for k in keys:
+            v = item[k]
+            if not isinstance(v, torch.Tensor) or v.dim() != 1:
+                raise ValueError(f"items[{i}][{k!r}] must be a 1-D tensor, got "
+                                 f"{getattr(v, 'shape', type(v).__name__)}")
+            if n is not None and v.shape[0] != n:
+                raise ValueError(f"items[{i}]: key {k!r} has length {v.shape[0]}, other keys {n}")
+            n = v.shape[0]
+        lengths.append(n)
+    longest = max(lengths)
+    width = longest if pad_to is None else pad_to
+    if pad_to is not None and (not isinstance(pad_to, int) or pad_to < longest):
+        raise ValueError(f"pad_to={pad_to!r} is shorter than the longest item ({longest} tokens)")
+    batch = {}
+    for k in keys:
+        fill = pad_id if k == "input_ids" else PAD_VALUES.get(k, 0)
+        out = torch.full((len(items), width), fill, dtype=items[0][k].dtype)
+        for row, (item, n) in enumerate(zip(items, lengths)):
+            if padding_side == "right":
+                out[row, :n] = item[k]
+            else:
+                out[row, width - n:] = item[k]
+        batch[k] = out
+    return batch
+
+
+def _pad_item(item: dict[str, torch.Tensor], length: int, pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad every tensor of one item to ``length``."""
+    n = item["input_ids"].shape[0]
+    if n == length:
+        return item
+    out = {}
+    for k, v in item.items():
+        fill = pad_id if k == "input_ids" else PAD_VALUES.get(k, 0)
+        p = torch.full((length,), fill, dtype=v.dtype)
+        p[:n] = v
+        out[k] = p
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# tokenization into flat storage
+# --------------------------------------------------------------------------------------------
+def _check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name}={value!r} must be an int >= {minimum}")
+    return value
+
+
+def _check_tokenizer(tokenizer) -> None:
+    for attr in ("encode_batch", "bos_id", "eos_id", "pad_id"):
+        if not hasattr(tokenizer, attr):
+            raise ValueError(f"tokenizer {type(tokenizer).__name__} has no {attr!r}; use a "
+                             "course_lib tokenizer (BPETokenizer, CharTokenizer, ByteTokenizer)")
+
+
+def _tokenize_documents(texts, tokenizer, what: str = "texts") -> list[list[int]]:
+    """Token ids for each document (no special tokens). ``texts`` may also hold lists of ints
+    (already tokenized), which are used as they are."""
+    if isinstance(texts, str):
+        raise ValueError(f"{what} must be a list of documents, not one string (wrap it in a list)")
+    texts = list(texts)
+    if not texts:
+        raise ValueError(f"{what} is empty: no documents")
+    if all(isinstance(t, str) for t in texts):
+        _check_tokenizer(tokenizer)
+        return tokenizer.encode_batch(texts)
+    docs = []
+    for i, t in enumerate(texts):
+        if isinstance(t, torch.Tensor):
+            t = t.tolist()
+        if not isinstance(t, (list, tuple)) or not all(isinstance(x, int) for x in t):
+            raise ValueError(f"{what}[{i}] must be a string or a list of token ids, got "
+                             f"{type(t).__name__}")
+        docs.append(list(t))
+    return docs
+
+
+def _flatten(seqs: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Many id lists -> one flat int32 tensor and int64 offsets (``offsets[i]:offsets[i+1]``)."""
+    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+    offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    flat = np.fromiter(itertools.chain.from_iterable(seqs), dtype=np.int32, count=int(offsets[-1]))
+    return torch.from_numpy(flat), torch.from_numpy(offsets)
+
+
+def _wrap_bos_eos(docs: list[list[int]], bos: int | None, eos: int | None) -> list[list[int]]:
+    head = [bos] if bos is not None else []
+    tail = [eos] if eos is not None else []
+    return [head + d + tail for d in docs]
+
+
+# --------------------------------------------------------------------------------------------
+# pretraining: one document per window
+# --------------------------------------------------------------------------------------------
+class PretrainDataset(Dataset):
+    """Documents as ``[BOS] text [EOS]``, cut into windows of at most ``max_len + 1`` tokens.
+
+    Each window gives one item of length ``max_len`` (after the shift; padded when
+    ``pad_to_max``): ``input_ids`` (T,), ``labels`` (T,) with ``labels[t] = input token t+1`` and
+    -100 on padding, ``attention_mask`` (T,). The EOS is a target (the model learns to stop); the
+    BOS is only ever an input.
+
+    ``overflow`` decides what happens to a document longer than ``max_len + 1`` tokens:
+    ``"split"`` (default) continues it in further windows that overlap by one token, so every token
+    is predicted exactly once; ``"truncate"`` keeps the first window only; ``"error"`` raises
+    ``ValueError`` naming the document.
+
+    ``texts``: a list of strings (tokenized once here) or of token-id lists.
+    """
+
+    def __init__(self, texts: Sequence[str] | Sequence[Sequence[int]], tokenizer=None,
+                 max_len: int = 256, overflow: str = "split", pad_to_max: bool = True,
+                 add_bos: bool = True, add_eos: bool = True):
+        _check_positive_int("max_len", max_len)
+        if overflow not in ("split", "truncate", "error"):
+            raise ValueError(f"overflow={overflow!r} must be 'split', 'truncate' or 'error'")
+        if tokenizer is None and (add_bos or add_eos):
+            raise ValueError("tokenizer is required (for its bos/eos/pad ids)")
+        if tokenizer is not None:
+            _check_tokenizer(tokenizer)
+        self.max_len = max_len
+        self.pad_to_max = pad_to_max
+        self.pad_id = tokenizer.pad_id if tokenizer is not None else PAD_ID
+        docs = _tokenize_documents(texts, tokenizer)
+        docs = _wrap_bos_eos(docs, tokenizer.bos_id if add_bos else None,
+                             tokenizer.eos_id if add_eos else None)
+        self.tokens, self.offsets = _flatten(docs)
+
+        starts, lengths, doc_of_window = [], [], []
+        window = max_len + 1
+        for i, d in enumerate(docs):
+            n = len(d)
+            begin = int(self.offsets[i])
+            if n < 2:  # nothing to predict (an empty document without BOS/EOS)
+                continue
+            if n <= window:
+                starts.append(begin), lengths.append(n), doc_of_window.append(i)
+            elif overflow == "error":
+                raise ValueError(f"document {i} has {n} tokens with BOS/EOS, more than "
+                                 f"max_len + 1 = {window}; use overflow='split' or 'truncate'")
+            elif overflow == "truncate":
+                starts.append(begin), lengths.append(window), doc_of_window.append(i)
+            else:  # split: windows at 0, T, 2T, ... sharing one token with the previous one
+                for s in range(0, n - 1, max_len):
+                    starts.append(begin + s), lengths.append(min(window, n - s))
+                    doc_of_window.append(i)
+        if not starts:
+            raise ValueError("no document has at least 2 tokens: nothing to train on")
+        self.window_starts = torch.tensor(starts, dtype=torch.long)
+        self.window_lengths = torch.tensor(lengths, dtype=torch.long)
+        self.window_docs = torch.tensor(doc_of_window, dtype=torch.long)
+
+    @classmethod
+    def from_corpus(cls, name: str, tokenizer, max_chars: int | None = None, **kwargs):
+        """``PretrainDataset(load_corpus(name, max_chars), tokenizer, **kwargs)``."""
+        from .corpus import load_corpus
+
+        return cls(load_corpus(name, max_chars=max_chars), tokenizer, **kwargs)
+
+    def __len__(self) -> int:
+        return len(self.window_starts)
+
+    @property
+    def num_targets(self) -> int:
+        """Tokens that carry a loss in the whole dataset."""
+        return int((self.window_lengths - 1).sum())
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} windows")
+        s, n = int(self.window_starts[index]), int(self.window_lengths[index])
+        input_ids, labels = shift_for_next_token(self.tokens[s:s + n])
+        item = {"input_ids": input_ids, "labels": labels,
+                "attention_mask": torch.ones(n - 1, dtype=torch.long)}
+        return _pad_item(item, self.max_len, self.pad_id) if self.pad_to_max else item
+
+    def __repr__(self) -> str:
+        return (f"PretrainDataset(windows={len(self)}, documents={len(self.offsets) - 1}, "
+                f"tokens={len(self.tokens)}, max_len={self.max_len})")
+
+
+# --------------------------------------------------------------------------------------------
+# pretraining: documents packed into fixed blocks
+# --------------------------------------------------------------------------------------------
+class PackedDataset(Dataset):
+    """All documents, each ``[BOS] text [EOS]``, concatenated into one stream and cut into blocks.
+
+    Block ``i`` covers stream tokens ``[i*T, i*T + T + 1)`` and gives ``input_ids`` (T,),
+    ``labels`` (T,), ``attention_mask`` (T,) with no padding (``drop_last=True``, the default, drops
+    the incomplete last block; ``drop_last=False`` keeps it, padded).
+
+    ``boundary`` says what happens where one document ends and the next begins inside a block:
+
+    * ``"cross"`` (default, as in GPT-2/nanoGPT): nothing special. The position holding a
+      document's EOS is trained to predict the next document's BOS, and attention reaches back
+      into the previous document.
+    * ``"mask"``: the same, but no loss on the prediction across the boundary (label -100 at each
+      EOS whose target starts another document).
+    * ``"reset"``: like ``"mask"``, and the items also carry ``position_ids`` that restart at 0 at
+      every BOS (each document sees the positions it would see alone) and ``doc_ids`` (0, 1, ...
+      for the documents in the block). Attention still spans the whole block unless the model
+      uses ``doc_ids`` to build a block-diagonal mask; course_lib's ``Transformer`` does not, so
+      earlier documents remain visible as context.
+    """
+
+    BOUNDARIES = ("cross", "mask", "reset")
+
+    def __init__(self, texts: Sequence[str] | Sequence[Sequence[int]], tokenizer=None,
+                 block_size: int = 256, boundary: str = "cross", drop_last: bool = True,
+                 add_bos: bool = True):
+        _check_positive_int("block_size", block_size)
+        if boundary not in self.BOUNDARIES:
+            raise ValueError(f"boundary={boundary!r} must be one of {self.BOUNDARIES}")
+        if tokenizer is None:
+            raise ValueError("tokenizer is required (for its bos/eos/pad ids)")
+        _check_tokenizer(tokenizer)
+        self.block_size = block_size
+        self.boundary = boundary
+        self.pad_id = tokenizer.pad_id
+        docs = _tokenize_documents(texts, tokenizer)
+        docs = _wrap_bos_eos(docs, tokenizer.bos_id if add_bos else None, tokenizer.eos_id)
+        self.tokens, self.offsets = _flatten(docs)
+        # doc_start[j] is True when stream token j is the first token of a document
+        self.doc_start = torch.zeros(len(self.tokens), dtype=torch.bool)
+        self.doc_start[self.offsets[:-1]] = True
+        n = len(self.tokens)
+        full = (n - 1) // block_size  # blocks that have all T + 1 tokens
+        if drop_last:
+            count = full
+        else:
+            count = full + (1 if n - 1 - full * block_size >= 1 else 0)
+        if count == 0:
+            raise ValueError(f"the {n} tokens of these documents do not fill one block of "
+                             f"block_size + 1 = {block_size + 1} tokens; lower block_size or use "
+                             "drop_last=False")
+        self._count = count
+
+    @classmethod
+    def from_corpus(cls, name: str, tokenizer, max_chars: int | None = None, **kwargs):
+        """``PackedDataset(load_corpus(name, max_chars), tokenizer, **kwargs)``."""
+        from .corpus import load_corpus
+
+        return cls(load_corpus(name, max_chars=max_chars), tokenizer, **kwargs)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} blocks")
+        index %= len(self)
+        T = self.block_size
+        s = index * T
+        e = min(s + T + 1, len(self.tokens))
+        input_ids, labels = shift_for_next_token(self.tokens[s:e])
+        n = e - s - 1
+        item = {"input_ids": input_ids, "labels": labels,
+                "attention_mask": torch.ones(n, dtype=torch.long)}
+        if self.boundary != "cross":
+            starts = self.doc_start[s:e]
+            # target token t+1 opens a new document: no loss for predicting it from the old one
+            labels[starts[1:]] = IGNORE_INDEX
+            if self.boundary == "reset":
+                first = starts[:-1].clone()
+                first[0] = True  # the block's first token starts a (possibly partial) document
+                idx = torch.arange(n)
+                last_start = torch.cummax(torch.where(first, idx, torch.zeros_like(idx)), 0).values
+                item["position_ids"] = idx - last_start
+                item["doc_ids"] = torch.cumsum(first.long(), 0) - 1
+        return _pad_item(item, T, self.pad_id) if n < T else item
+
+    def __repr__(self) -> str:
+        return (f"PackedDataset(blocks={len(self)}, documents={len(self.offsets) - 1}, "
+                f"tokens={len(self.tokens)}, block_size={self.block_size}, "
+                f"boundary={self.boundary!r})")
+
+
+# --------------------------------------------------------------------------------------------
+# supervised fine-tuning on chats
+# --------------------------------------------------------------------------------------------
+class SFTDataset(Dataset):
+    """Conversations rendered in ChatML, with a loss only on what the assistant says.
+
+    A conversation ``[{"role": "user", "content": "你好"}, {"role": "assistant", "content": "你好！"}]``
+    becomes the tokens of ::
+
+        <|im_start|>user\\n你好<|im_end|>\\n<|im_start|>assistant\\n你好！<|im_end|>\\n
+
+    and the targets (tokens the model is trained to predict) are exactly the assistant's content
+    tokens and the ``<|im_end|>`` that closes each assistant turn. Not the role header
+    (``<|im_start|>assistant\\n``), not the newline after ``<|im_end|>``, nothing from system or user
+    turns. After the shift, ``labels[t]`` is ``input_ids[t+1]`` where that token is a target and
+    -100 elsewhere.
+
+    The tokens are built segment by segment (header, content, end), so the mask is exact by
+    construction; ``token_targets(i)`` shows the unshifted tokens with their mask. For ordinary
+    content the ids equal ``tokenizer.encode(tokenizer.apply_chat_template(conversation))``.
+
+    ``max_len`` limits ``input_ids`` (a conversation of N tokens gives N - 1 inputs). Longer
+    conversations: ``overflow="error"`` (default) raises ``ValueError`` naming the conversation,
+    ``"truncate"`` cuts the end (which may remove every target), ``"drop"`` leaves them out.
+    Items have their natural length unless ``pad_to_max``; ``collate`` pads a batch.
+    """
+
+    def __init__(self, conversations: Sequence[Sequence[dict]], tokenizer, max_len: int = 512,
+                 overflow: str = "error", pad_to_max: bool = False):
+        from .corpus import validate_conversation
+
+        _check_positive_int("max_len", max_len)
+        if overflow not in ("error", "truncate", "drop"):
+            raise ValueError(f"overflow={overflow!r} must be 'error', 'truncate' or 'drop'")
+        _check_tokenizer(tokenizer)
+        if isinstance(conversations, dict) or not conversations:
+            raise ValueError("conversations must be a non-empty list of conversations (each a "
+                             "list of {'role', 'content'} dicts)")
+        convs = []
+        for i, c in enumerate(conversations):
+            c = validate_conversation(c, f"conversations[{i}]")
+            if not any(m["role"] == "assistant" for m in c):
+                raise ValueError(f"conversations[{i}] has no assistant message: nothing to learn")
+            convs.append(c)
+        self.max_len = max_len
+        self.pad_to_max = pad_to_max
+        self.pad_id = tokenizer.pad_id
+
+        bos_text = getattr(tokenizer, "bos_token", "<|im_start|>")
+        headers = {r: tokenizer.encode(f"{bos_text}{r}\n") for r in ("system", "user", "assistant")}
+        end = [tokenizer.eos_id] + tokenizer.encode("\n")
+        contents = iter(tokenizer.encode_batch([m["content"] for c in convs for m in c]))
+
+        seqs, masks, kept = [], [], []
+        for i, c in enumerate(convs):
+            ids: list[int] = []
+            mask: list[bool] = []
+            for m in c:
+                body = next(contents)
+                learn = m["role"] == "assistant"
+                ids += headers[m["role"]] + body + end
+                mask += ([False] * len(headers[m["role"]]) + [learn] * len(body)
+                         + [learn] + [False] * (len(end) - 1))
+            if len(ids) - 1 > max_len:
+                if overflow == "error":
+                    raise ValueError(f"conversations[{i}] has {len(ids)} tokens, i.e. "
+                                     f"{len(ids) - 1} inputs > max_len={max_len}; raise max_len or "
+                                     "use overflow='truncate' or 'drop'")
+                if overflow == "drop":
+                    continue
+                ids, mask = ids[:max_len + 1], mask[:max_len + 1]
+            seqs.append(ids), masks.append(mask), kept.append(i)
+        if not seqs:
+            raise ValueError(f"every conversation is longer than max_len={max_len}; nothing left")
+        self.tokens, self.offsets = _flatten(seqs)
+        self.targets = torch.from_numpy(np.fromiter(itertools.chain.from_iterable(masks),
+                                                    dtype=np.bool_, count=len(self.tokens)))
+        self.source_index = kept  # item i comes from conversations[source_index[i]]
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def token_targets(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The unshifted tokens (N,) of conversation ``index`` and its target mask (N,) bool."""
+        s, e = int(self.offsets[index]), int(self.offsets[index + 1])
+        return self.tokens[s:e].long(), self.targets[s:e]
+
+    @property
+    def num_targets(self) -> int:
+        """Tokens that carry a loss in the whole dataset (first tokens are never targets)."""
+        return int(self.targets.sum())
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} conversations")
+        index %= len(self)
+        ids, mask = self.token_targets(index)
+        input_ids, labels = shift_for_next_token(ids, mask)
+        item = {"input_ids": input_ids, "labels": labels,
+                "attention_mask": torch.ones_like(input_ids)}
+        return _pad_item(item, self.max_len, self.pad_id) if self.pad_to_max else item
+
+    def __repr__(self) -> str:
+        return (f"SFTDataset(conversations={len(self)}, tokens={len(self.tokens)}, "
+                f"targets={self.num_targets}, max_len={self.max_len})")
