@@ -123,7 +123,9 @@ def missing_ids(source: str, ids: list[str]) -> list[str]:
 
 
 def find_questions(explicit: str | None = None) -> Path | None:
-    for cand in (explicit, os.environ.get("COURSE_QUESTIONS"), DEFAULT_QUESTIONS):
+    if explicit:
+        return Path(explicit) if Path(explicit).is_file() else None
+    for cand in (os.environ.get("COURSE_QUESTIONS"), DEFAULT_QUESTIONS):
         if cand and Path(cand).is_file():
             return Path(cand)
     return None
