@@ -1,0 +1,741 @@
+"""Sampling: turning next-token logits into text, one token at a time.
+
+Generation is a loop: run the model, look at the logits of the last position ``(B, V)``, choose a
+token, append it, repeat. Everything that decides *which* token happens in one function,
+:func:`sampling_distribution` (via :func:`process_logits`), in this order (the order Hugging Face
+uses, so numbers can be compared):
+
+1. repetition penalty (CTRL, Keskar et al. 2019): for every token already in the sequence, a
+   positive logit is divided by ``penalty`` and a negative one multiplied by it (both lower it);
+2. temperature: ``logits / T``; ``T -> 0`` is argmax (greedy), ``T = 0`` means exactly greedy;
+3. top-k: keep the ``k`` largest logits (ties with the k-th are kept too);
+4. top-p (nucleus, Holtzman et al. 2020): keep the *smallest* set of most likely tokens whose
+   probability sums to at least ``p`` (the most likely token is always kept);
+5. softmax over what is left, then ``torch.multinomial`` with the caller's generator.
+
+With the KV cache (``use_cache=True``) the prompt is run once (*prefill*, all ``T`` positions in
+parallel) and every later step feeds one token (*decode*), reusing stored keys and values.
+``use_cache=False`` reruns the whole sequence every step: the slow, obviously-correct reference.
+
+A batch of prompts of different lengths is left-padded and masked, and each row's positions start
+at 0 where its text starts, so every row gets exactly the tokens it would get alone.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import nn
+
+from .device import synchronize
+
+TokenIds = Union[torch.Tensor, Sequence[int], Sequence[Sequence[int]]]
+
+# Cumulative probability within this distance of top_p counts as reaching it: softmax in float32
+# is exact only to ~1e-7, and "[0.9, 0.05, ...] with top_p=0.9" should keep one token, as in exact math.
+TOP_P_TOLERANCE = 1e-6
+
+
+# ============================================================================ argument checks
+def _is_int(x: Any) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def _is_real(x: Any) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def check_sampling_args(temperature: float = 1.0, top_k: Optional[int] = None, top_p: Optional[float] = None,
+                        repetition_penalty: float = 1.0) -> None:
+    """Raise ``ValueError`` naming the parameter, its value and the allowed range."""
+    if not _is_real(temperature) or not math.isfinite(temperature) or temperature < 0:
+        raise ValueError(f"temperature={temperature!r} must be a finite number >= 0 (0 = greedy, 1 = the model's "
+                         "distribution, > 1 flatter)")
+    if top_k is not None and (not _is_int(top_k) or top_k < 1):
+        raise ValueError(f"top_k={top_k!r} must be None (no limit) or an integer >= 1")
+    if top_p is not None and (not _is_real(top_p) or not (0.0 < top_p <= 1.0)):
+        raise ValueError(f"top_p={top_p!r} must be None (no limit) or a number in (0, 1]")
+    if not _is_real(repetition_penalty) or not math.isfinite(repetition_penalty) or repetition_penalty <= 0:
+        raise ValueError(f"repetition_penalty={repetition_penalty!r} must be a finite number > 0 "
+                         "(1 = off, > 1 discourages repeats)")
+
+
+def _check_count(name: str, value: Any, minimum: int) -> int:
+    if not _is_int(value) or value < minimum:
+        raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
+    return int(value)
+
+
+def _config_of(model: nn.Module):
+    config = getattr(model, "config", None)
+    if config is None or not hasattr(config, "vocab_size"):
+        raise ValueError(f"model of type {type(model).__name__} has no .config with vocab_size; "
+                         "pass a course_lib Transformer")
+    return config
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    device = getattr(model, "device", None)
+    if isinstance(device, torch.device):
+        return device
+    return next(model.parameters()).device
+
+
+def _token_set(name: str, value: Any, vocab_size: int) -> Optional[List[int]]:
+    """``eos_token_id``: None, one id, or several ids; each in ``[0, vocab_size)``."""
+    if value is None:
+        return None
+    ids = [value] if _is_int(value) else value
+    if isinstance(ids, torch.Tensor):
+        ids = ids.flatten().tolist()
+    if not isinstance(ids, (list, tuple)) or not ids or not all(_is_int(i) for i in ids):
+        raise ValueError(f"{name}={value!r} must be None, a token id or a list of token ids")
+    bad = [i for i in ids if not 0 <= i < vocab_size]
+    if bad:
+        raise ValueError(f"{name}={value!r} contains {bad[0]}, outside the vocabulary range [0, {vocab_size - 1}]")
+    return [int(i) for i in ids]
+
+
+def _check_generator(generator: Optional[torch.Generator], device: torch.device) -> None:
+    if generator is None:
+        return
+    if not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    if generator.device.type != device.type:
+        raise ValueError(f"generator lives on {generator.device} but the model is on {device}; "
+                         f"create it with torch.Generator(device={device.type!r})")
+
+
+# ============================================================================ prompts
+def _rows_from_list(input_ids: Sequence) -> List[List[int]]:
+    """A prompt given as a list: one list of ints, or a list of lists/1-D tensors (one per row)."""
+    if len(input_ids) == 0:
+        raise ValueError("input_ids is empty; give at least one token (a list of ints or a (B, T) tensor)")
+    if all(_is_int(t) for t in input_ids):
+        return [[int(t) for t in input_ids]]
+    rows = []
+    for b, row in enumerate(input_ids):
+        if isinstance(row, torch.Tensor):
+            if row.dim() != 1 or row.dtype.is_floating_point or row.dtype == torch.bool:
+                raise ValueError(f"input_ids[{b}] must be a 1-D integer tensor or a list of ints, got "
+                                 f"shape {tuple(row.shape)} dtype {row.dtype}")
+            row = row.tolist()
+        if not isinstance(row, (list, tuple)) or not all(_is_int(t) for t in row):
+            raise ValueError(f"input_ids[{b}] must be a list of int token ids, got {type(row).__name__} {row!r:.60}")
+        if len(row) == 0:
+            raise ValueError(f"input_ids[{b}] is an empty prompt; every row needs at least one token")
+        rows.append([int(t) for t in row])
+    return rows
+
+
+def prepare_prompts(input_ids: TokenIds, attention_mask: Optional[Any] = None, pad_token_id: int = 0,
+                    vocab_size: Optional[int] = None, device: Union[str, torch.device] = "cpu"
+                    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """Normalise prompts to ``ids (B, T)`` long and ``mask (B, T)`` long (None when nothing is padded).
+
+    ``input_ids`` may be a list of ints (one prompt), a list of lists of different lengths (left-padded
+    here with ``pad_token_id``) or a ``(B, T)`` integer tensor with an optional left-padding
+    ``attention_mask`` (1 = token, 0 = pad). Pad positions of a given tensor are overwritten with
+    ``pad_token_id``. Raises ``ValueError`` for empty prompts, wrong rank or dtype, right padding and
+    ids outside ``[0, vocab_size)``.
+    """
+    if isinstance(input_ids, (list, tuple)):
+        if attention_mask is not None:
+            raise ValueError("attention_mask must be None when input_ids is a list: lists of different "
+                             "lengths are left-padded and masked automatically")
+        rows = _rows_from_list(input_ids)
+        T = max(len(r) for r in rows)
+        ids = torch.full((len(rows), T), pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), T), dtype=torch.long)
+        for b, row in enumerate(rows):
+            ids[b, T - len(row):] = torch.tensor(row, dtype=torch.long)
+            mask[b, T - len(row):] = 1
+    else:
+        if not isinstance(input_ids, torch.Tensor):
+            if hasattr(input_ids, "__array__"):
+                input_ids = torch.as_tensor(input_ids)
+            else:
+                raise ValueError(f"input_ids must be a (B, T) LongTensor or a list of token ids, "
+                                 f"got {type(input_ids).__name__}")
+        if input_ids.dim() != 2:
+            raise ValueError(f"input_ids must have shape (B, T) (2-D), got shape {tuple(input_ids.shape)}; "
+                             "use ids[None] for one prompt, or pass a list of ints")
+        if input_ids.dtype.is_floating_point or input_ids.dtype.is_complex or input_ids.dtype == torch.bool:
+            raise ValueError(f"input_ids must be an integer tensor (torch.long), got dtype {input_ids.dtype}")
+        if input_ids.numel() == 0:
+            raise ValueError(f"input_ids is empty (shape {tuple(input_ids.shape)}); need at least one token per row")
+        ids = input_ids.detach().to("cpu", torch.long)
+        mask = None
+        if attention_mask is not None:
+            mask = torch.as_tensor(attention_mask).detach().to("cpu")
+            if tuple(mask.shape) != tuple(ids.shape):
+                raise ValueError(f"attention_mask must have the shape of input_ids {tuple(ids.shape)}, "
+                                 f"got {tuple(mask.shape)}")
+            if mask.dtype.is_floating_point and not bool(((mask == 0) | (mask == 1)).all()):
+                raise ValueError("attention_mask must hold only 0 (padding) and 1 (token)")
+            mask = mask.to(torch.long)
+            if bool(((mask != 0) & (mask != 1)).any()):
+                raise ValueError("attention_mask must hold only 0 (padding) and 1 (token)")
+            empty = (mask.sum(dim=1) == 0).nonzero().flatten().tolist()
+            if empty:
+                raise ValueError(f"attention_mask row {empty[0]} is all padding: an empty prompt; every row "
+                                 "needs at least one token")
+            if bool((mask[:, 1:] < mask[:, :-1]).any()):
+                row = int((mask[:, 1:] < mask[:, :-1]).any(dim=1).nonzero()[0])
+                raise ValueError(f"attention_mask row {row} is not left-padded (a 0 follows a 1); generation "
+                                 "appends tokens on the right, so padding must be on the left")
+            ids = torch.where(mask.bool(), ids, torch.full_like(ids, pad_token_id))
+    if vocab_size is not None:
+        real = ids if mask is None else ids[mask.bool()]
+        lo, hi = int(real.min()), int(real.max())
+        if lo < 0 or hi >= vocab_size:
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"input_ids contains token id {bad}, outside the vocabulary range "
+                             f"[0, {vocab_size - 1}] (vocab_size={vocab_size})")
+    if mask is not None and bool(mask.all()):
+        mask = None                      # nothing padded: let the model take its unmasked fast path
+    return ids.to(device), (mask.to(device) if mask is not None else None)
+
+
+def _fit_length(config, ids: torch.Tensor, mask: Optional[torch.Tensor], max_new_tokens: int, truncate: bool
+                ) -> Tuple[torch.Tensor, Optional[torch.Tensor], bool]:
+    """Check (or, with ``truncate``, enforce) the length limits; returns ids, mask, allow_longer.
+
+    The prompt must fit the context length. Learned position tables end at ``max_seq_len``, so there
+    prompt + new tokens must fit too; RoPE, ALiBi, sinusoidal and no positions can go on (length
+    extrapolation, quality not guaranteed).
+    """
+    limit = getattr(config, "context_length", config.max_seq_len)
+    T = ids.shape[1]
+    hard = getattr(config, "pos", "rope") == "learned"
+    budget = limit - max_new_tokens if hard else limit
+    if hard and budget < 1:
+        raise ValueError(f"max_new_tokens={max_new_tokens} leaves no room for the prompt: learned positions "
+                         f"end at max_seq_len={config.max_seq_len}, so max_new_tokens must be <= {limit - 1}")
+    if T > budget:
+        if not truncate:
+            what = (f"prompt length {T} + max_new_tokens={max_new_tokens} = {T + max_new_tokens} exceeds "
+                    f"max_seq_len={config.max_seq_len} (learned positions cannot go further)") if hard else \
+                   f"prompt length {T} exceeds the context length {limit} (max_seq_len={config.max_seq_len})"
+            raise ValueError(f"input_ids: {what}; shorten the prompt to at most {budget} tokens or pass "
+                             "truncate=True to keep its last tokens")
+        ids = ids[:, -budget:]
+        if mask is not None:
+            mask = mask[:, -budget:]
+            if bool((mask.sum(dim=1) == 0).any()):  # cannot happen with left padding, kept as a guard
+                raise ValueError("truncate=True left a row with no tokens")
+            if bool(mask.all()):
+                mask = None
+    allow_longer = ids.shape[1] + max_new_tokens > limit
+    return ids, mask, allow_longer
+
+
+# ============================================================================ logit processing
+def _seen_mask(previous_tokens: Any, shape: torch.Size, device: torch.device) -> torch.Tensor:
+    """``previous_tokens`` as a bool ``(..., V)`` mask: ids ``(N,)``/``(B, N)`` or already a bool mask."""
+    if isinstance(previous_tokens, torch.Tensor) and previous_tokens.dtype == torch.bool:
+        if tuple(previous_tokens.shape) != tuple(shape):
+            raise ValueError(f"previous_tokens as a bool mask must have the logits' shape {tuple(shape)}, "
+                             f"got {tuple(previous_tokens.shape)}")
+        return previous_tokens.to(device)
+    prev = torch.as_tensor(previous_tokens, device=device)
+    if prev.dtype.is_floating_point or prev.dtype == torch.bool:
+        raise ValueError(f"previous_tokens must hold integer token ids, got dtype {prev.dtype}")
+    V = shape[-1]
+    if prev.numel() and (int(prev.min()) < 0 or int(prev.max()) >= V):
+        raise ValueError(f"previous_tokens contains ids outside [0, {V - 1}]")
+    lead = tuple(shape[:-1])
+    if prev.dim() == 1:
+        prev = prev.expand(*lead, prev.shape[0]) if lead else prev
+    if tuple(prev.shape[:-1]) != lead:
+        raise ValueError(f"previous_tokens must have shape (N,) or {lead + ('N',)}, got {tuple(prev.shape)}")
+    seen = torch.zeros(shape, dtype=torch.bool, device=device)
+    if prev.numel():
+        seen.scatter_(-1, prev.long(), True)
+    return seen
+
+
+def process_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: Optional[int] = None,
+                   top_p: Optional[float] = None, repetition_penalty: float = 1.0,
+                   seen: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Apply penalty, temperature, top-k and top-p to ``logits (..., V)``; removed tokens become -inf.
+
+    Returns float32 logits of the same shape (never modifies the input). ``seen (..., V)`` bool marks
+    tokens already in the sequence (for the repetition penalty). ``temperature=0`` returns the
+    penalised logits unscaled: the caller takes the argmax.
+    """
+    x = logits.float()
+    if repetition_penalty != 1.0 and seen is not None:
+        # CTRL: shrink the logit of every seen token towards "less likely" whatever its sign.
+        penalised = torch.where(x > 0, x / repetition_penalty, x * repetition_penalty)
+        x = torch.where(seen, penalised, x)
+    if temperature == 0:
+        return x
+    if temperature != 1.0:
+        x = x / temperature
+    V = x.shape[-1]
+    if top_k is not None and top_k < V:
+        kth = torch.topk(x, top_k, dim=-1).values[..., -1:]               # (..., 1) the k-th largest
+        x = x.masked_fill(x < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        probs = torch.softmax(x, dim=-1)
+        sorted_probs, order = torch.sort(probs, dim=-1, descending=True)
+        mass_before = torch.cumsum(sorted_probs, dim=-1) - sorted_probs    # mass of strictly better tokens
+        drop_sorted = mass_before >= top_p - TOP_P_TOLERANCE                 # the set already reached p
+        drop_sorted[..., 0] = False                                          # always keep the top token
+        drop = torch.zeros_like(drop_sorted).scatter_(-1, order, drop_sorted)
+        x = x.masked_fill(drop, float("-inf"))
+    return x
+
+
+def sampling_distribution(logits: torch.Tensor, temperature: float = 1.0, top_k: Optional[int] = None,
+                          top_p: Optional[float] = None, repetition_penalty: float = 1.0,
+                          previous_tokens: Any = None) -> torch.Tensor:
+    """The probabilities the sampler draws the next token from: ``logits (..., V) -> probs (..., V)``.
+
+    ``previous_tokens``: token ids ``(N,)`` or ``(B, N)`` already in the sequence (or a bool
+    ``(..., V)`` mask), used by ``repetition_penalty``. ``temperature=0`` gives a one-hot at the argmax
+    (greedy). Tokens removed by top-k/top-p get probability exactly 0.
+    """
+    check_sampling_args(temperature, top_k, top_p, repetition_penalty)
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point() or logits.dim() < 1:
+        raise ValueError(f"logits must be a floating-point tensor (..., V), got "
+                         f"{type(logits).__name__ if not isinstance(logits, torch.Tensor) else logits.dtype}")
+    if logits.shape[-1] == 0:
+        raise ValueError("logits has an empty vocabulary dimension")
+    seen = None
+    if previous_tokens is not None and repetition_penalty != 1.0:
+        seen = _seen_mask(previous_tokens, logits.shape, logits.device)
+    x = process_logits(logits, temperature, top_k, top_p, repetition_penalty, seen)
+    if temperature == 0:
+        return torch.zeros_like(x).scatter_(-1, x.argmax(dim=-1, keepdim=True), 1.0)
+    return torch.softmax(x, dim=-1)
+
+
+# ============================================================================ generation
+@dataclass
+class GenerationStats:
+    """Timing of one ``generate`` call (``return_stats=True``), for prefill-vs-decode plots.
+
+    prefill: the first forward over the whole prompt (``B * T`` positions) and choosing token 1.
+    decode: every later step (one position per row each), ``new_tokens - 1`` forwards.
+    Tokens/s count positions processed per second over the whole batch (padding included).
+    """
+
+    batch_size: int
+    prompt_tokens: int
+    new_tokens: int
+    prefill_seconds: float
+    decode_seconds: float
+    use_cache: bool
+
+    @property
+    def decode_steps(self) -> int:
+        return max(self.new_tokens - 1, 0)
+
+    @property
+    def total_seconds(self) -> float:
+        return self.prefill_seconds + self.decode_seconds
+
+    @property
+    def prefill_tokens_per_s(self) -> float:
+        return self.batch_size * self.prompt_tokens / self.prefill_seconds if self.prefill_seconds > 0 else float("nan")
+
+    @property
+    def decode_tokens_per_s(self) -> float:
+        """Generated tokens per second during decode (all rows together)."""
+        return self.batch_size * self.decode_steps / self.decode_seconds if self.decode_seconds > 0 else float("nan")
+
+    @property
+    def tokens_per_s(self) -> float:
+        """Generated tokens per second over the whole call (prefill included)."""
+        return self.batch_size * self.new_tokens / self.total_seconds if self.total_seconds > 0 else float("nan")
+
+    def __str__(self) -> str:
+        return (f"prefill {self.batch_size}x{self.prompt_tokens} tokens in {self.prefill_seconds * 1e3:.1f} ms "
+                f"({self.prefill_tokens_per_s:,.0f} tok/s); decode {self.decode_steps} steps in "
+                f"{self.decode_seconds * 1e3:.1f} ms ({self.decode_tokens_per_s:,.0f} tok/s); "
+                f"cache={'on' if self.use_cache else 'off'}")
+
+
+@dataclass
+class _Plan:
+    """Everything validated and prepared for one generation run."""
+
+    ids: torch.Tensor                # (B, T) prompt, left-padded
+    mask: Optional[torch.Tensor]     # (B, T) or None when nothing is padded
+    max_new_tokens: int
+    temperature: float
+    top_k: Optional[int]
+    top_p: Optional[float]
+    repetition_penalty: float
+    eos: Optional[List[int]]
+    pad_token_id: int
+    use_cache: bool
+    generator: Optional[torch.Generator]
+    allow_longer: bool
+    callback: Optional[Callable[[int, torch.Tensor], Any]]
+
+
+def _plan(model, input_ids, max_new_tokens, temperature, top_k, top_p, repetition_penalty, eos_token_id,
+          use_cache, generator, attention_mask, pad_token_id, truncate, callback) -> _Plan:
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a course_lib Transformer, got {type(model).__name__}")
+    config = _config_of(model)
+    V = config.vocab_size
+    max_new_tokens = _check_count("max_new_tokens", max_new_tokens, 0)
+    check_sampling_args(temperature, top_k, top_p, repetition_penalty)
+    if not _is_int(pad_token_id) or not 0 <= pad_token_id < V:
+        raise ValueError(f"pad_token_id={pad_token_id!r} must be a token id in [0, {V - 1}]")
+    eos = _token_set("eos_token_id", eos_token_id, V)
+    if callback is not None and not callable(callback):
+        raise ValueError(f"callback must be callable as callback(step, tokens) or None, got {type(callback).__name__}")
+    device = _device_of(model)
+    _check_generator(generator, device)
+    ids, mask = prepare_prompts(input_ids, attention_mask, pad_token_id, V, device)
+    ids, mask, allow_longer = _fit_length(config, ids, mask, max_new_tokens, truncate)
+    if use_cache and not getattr(config, "causal", True):
+        use_cache = False  # without the causal mask old positions see new ones: cached K/V would go stale
+    return _Plan(ids, mask, max_new_tokens, float(temperature), top_k, top_p, float(repetition_penalty), eos,
+                 int(pad_token_id), bool(use_cache), generator, allow_longer, callback)
+
+
+class _Generation:
+    """The decoding loop, one step per ``next()``; the same code serves generate and stream_generate."""
+
+    def __init__(self, model: nn.Module, plan: _Plan, measure: bool = False):
+        self.model, self.plan, self.measure = model, plan, measure
+        p = plan
+        B, T = p.ids.shape
+        self.B, self.T = B, T
+        self.device = p.ids.device
+        total = T + p.max_new_tokens
+        # The whole output is preallocated (a normal tensor, not an inference tensor, so callers can
+        # use it anywhere); each step writes one column.
+        self.seq = torch.full((B, total), p.pad_token_id, dtype=torch.long, device=self.device)
+        self.seq[:, :T] = p.ids
+        self.mask = None
+        self.next_pos = None
+        if p.mask is not None:
+            self.mask = torch.ones((B, total), dtype=torch.long, device=self.device)
+            self.mask[:, :T] = p.mask
+            self.next_pos = p.mask.sum(dim=1, keepdim=True)          # (B, 1) position of new token 0
+        self.greedy = p.temperature == 0
+        self.seen = None
+        if p.repetition_penalty != 1.0:
+            real = p.mask.float() if p.mask is not None else torch.ones((B, T), device=self.device)
+            counts = torch.zeros((B, model.config.vocab_size), device=self.device)
+            self.seen = counts.scatter_add_(1, p.ids, real) > 0            # pads do not count as "seen"
+        self.eos = torch.tensor(p.eos, device=self.device) if p.eos else None
+        self.finished = torch.zeros(B, dtype=torch.bool, device=self.device) if p.eos else None
+        self.cache = model.new_kv_cache(B, max_len=total) if (p.use_cache and p.max_new_tokens > 0) else None
+        self.steps = 0
+        self.prefill_seconds = 0.0
+        self.decode_seconds = 0.0
+
+    def _forward(self, step: int) -> torch.Tensor:
+        """Logits ``(B, V)`` for the next token after ``T + step`` known tokens."""
+        p, T = self.plan, self.T
+        end = T + step
+        if self.cache is not None and step > 0:
+            ids = self.seq[:, end - 1:end]                                 # decode: only the newest token
+            mask = self.mask[:, :end] if self.mask is not None else None
+            pos = self.next_pos + (step - 1) if self.mask is not None else None
+        else:
+            ids = self.seq[:, :end]                                        # prefill, or the reference rerun
+            mask = self.mask[:, :end] if self.mask is not None else None
+            pos = None  # the model's default: cumsum(mask) - 1, i.e. 0 where each row's text starts
+        kwargs = {"allow_longer": True} if p.allow_longer else {}
+        out = self.model(ids, attention_mask=mask, position_ids=pos, kv_cache=self.cache, **kwargs)
+        return out.logits[:, -1]
+
+    def _choose(self, logits: torch.Tensor) -> torch.Tensor:
+        p = self.plan
+        if self.greedy and self.seen is None:
+            return logits.argmax(dim=-1)
+        x = process_logits(logits, p.temperature, p.top_k, p.top_p, p.repetition_penalty, self.seen)
+        if self.greedy:
+            return x.argmax(dim=-1)
+        probs = torch.softmax(x, dim=-1)
+        return torch.multinomial(probs, 1, generator=p.generator).squeeze(1)
+
+    def step(self) -> Optional[torch.Tensor]:
+        """Produce the next ``(B,)`` tokens, or None when done."""
+        p = self.plan
+        if self.steps >= p.max_new_tokens or (self.finished is not None and bool(self.finished.all())):
+            return None
+        step = self.steps
+        start = time.perf_counter() if self.measure else 0.0
+        with torch.inference_mode():
+            logits = self._forward(step)
+            token = self._choose(logits)
+            if self.finished is not None:
+                # A finished row emits padding from now on; its model outputs are ignored.
+                token = torch.where(self.finished, torch.full_like(token, p.pad_token_id), token)
+                self.finished |= torch.isin(token, self.eos)
+            self.seq[:, self.T + step] = token
+            if self.seen is not None:
+                self.seen[torch.arange(self.B, device=self.device), token] = True
+        if self.measure:
+            synchronize(self.device)
+            elapsed = time.perf_counter() - start
+            if step == 0:
+                self.prefill_seconds += elapsed
+            else:
+                self.decode_seconds += elapsed
+        self.steps += 1
+        return self.seq[:, self.T + step]
+
+    def output(self) -> torch.Tensor:
+        return self.seq[:, : self.T + self.steps]
+
+    def stats(self) -> GenerationStats:
+        return GenerationStats(self.B, self.T, self.steps, self.prefill_seconds, self.decode_seconds,
+                               self.cache is not None)
+
+
+def _run(model: nn.Module, plan: _Plan, measure: bool) -> _Generation:
+    gen = _Generation(model, plan, measure)
+    was_training = model.training
+    model.eval()
+    try:
+        while True:
+            token = gen.step()
+            if token is None:
+                break
+            if plan.callback is not None and plan.callback(gen.steps - 1, token.clone()) is True:
+                break
+    finally:
+        model.train(was_training)
+    return gen
+
+
+def generate(model: nn.Module, input_ids: TokenIds, max_new_tokens: int, temperature: float = 1.0,
+             top_k: Optional[int] = None, top_p: Optional[float] = None, repetition_penalty: float = 1.0,
+             eos_token_id: Union[None, int, Sequence[int]] = None, use_cache: bool = True,
+             generator: Optional[torch.Generator] = None, attention_mask: Optional[torch.Tensor] = None,
+             pad_token_id: int = 0, truncate: bool = False,
+             callback: Optional[Callable[[int, torch.Tensor], Any]] = None, return_stats: bool = False
+             ) -> Union[torch.Tensor, Tuple[torch.Tensor, GenerationStats]]:
+    """Continue each prompt by up to ``max_new_tokens`` tokens; returns ``(B, T + n)`` LongTensor.
+
+    input_ids: a list of ints (one prompt), a list of lists of different lengths (left-padded here
+        with ``pad_token_id``), or a ``(B, T)`` tensor with an optional left-padding ``attention_mask``.
+        The first ``T`` columns of the result are the (padded) prompts.
+    temperature: 0 = greedy (argmax); otherwise sample from ``sampling_distribution``.
+    top_k, top_p, repetition_penalty: see :func:`process_logits`.
+    eos_token_id: an id or a list of ids; a row that emits one emits ``pad_token_id`` afterwards, and
+        generation stops early (``n < max_new_tokens``) once every row has finished.
+    use_cache: True = KV cache (prefill once, then one position per step); False = rerun the whole
+        sequence every step (the reference; same tokens, much slower).
+    generator: a ``torch.Generator`` for reproducible sampling (on the model's device).
+    truncate: a prompt that is too long keeps its last tokens instead of raising ``ValueError``.
+    callback: ``callback(step, tokens (B,))`` after every step; return True to stop early.
+    return_stats: also return a :class:`GenerationStats` (prefill vs decode seconds and tokens/s).
+
+    The model runs in eval mode under ``torch.inference_mode`` (its train/eval mode is restored).
+    """
+    plan = _plan(model, input_ids, max_new_tokens, temperature, top_k, top_p, repetition_penalty, eos_token_id,
+                 use_cache, generator, attention_mask, pad_token_id, truncate, callback)
+    gen = _run(model, plan, return_stats)
+    out = gen.output()
+    return (out, gen.stats()) if return_stats else out
+
+
+def stream_generate(model: nn.Module, input_ids: TokenIds, max_new_tokens: int, temperature: float = 1.0,
+                    top_k: Optional[int] = None, top_p: Optional[float] = None, repetition_penalty: float = 1.0,
+                    eos_token_id: Union[None, int, Sequence[int]] = None, use_cache: bool = True,
+                    generator: Optional[torch.Generator] = None, attention_mask: Optional[torch.Tensor] = None,
+                    pad_token_id: int = 0, truncate: bool = False,
+                    callback: Optional[Callable[[int, torch.Tensor], Any]] = None) -> Iterator[torch.Tensor]:
+    """Like :func:`generate`, but an iterator of the new tokens ``(B,)``, one step at a time.
+
+    Arguments are checked immediately (bad input raises here, not at the first ``next()``). The
+    model is put in eval mode (and inference mode) only while a step computes; between steps, while
+    the caller's loop body runs, the model is in the mode the caller left it and grad mode is the
+    caller's own.
+    """
+    plan = _plan(model, input_ids, max_new_tokens, temperature, top_k, top_p, repetition_penalty, eos_token_id,
+                 use_cache, generator, attention_mask, pad_token_id, truncate, callback)
+    return _stream(model, plan)
+
+
+def _stream(model: nn.Module, plan: _Plan) -> Iterator[torch.Tensor]:
+    gen = _Generation(model, plan)
+    was_training = model.training
+    try:
+        while True:
+            model.eval()  # (re-)set each step: the caller may touch the model between steps
+            token = gen.step()
+            if token is None:
+                return
+            token = token.clone()
+            stop = plan.callback is not None and plan.callback(gen.steps - 1, token.clone()) is True
+            model.train(was_training)
+            yield token
+            if stop:
+                return
+    finally:
+        model.train(was_training)
+
+
+# ============================================================================ scoring and beams
+def sequence_log_prob(model: nn.Module, sequences: torch.Tensor, prompt_length: int,
+                      attention_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Sum of ``log p(token_t | tokens_<t)`` over the tokens after the prompt: ``(B, L) -> (B,)``.
+
+    ``prompt_length`` is the column where the continuation starts (for a left-padded batch, the
+    padded prompt width). This is the objective beam search maximises (with length_penalty=0).
+    """
+    config = _config_of(model)
+    ids, mask = prepare_prompts(sequences, attention_mask, 0, config.vocab_size, _device_of(model))
+    L = ids.shape[1]
+    prompt_length = _check_count("prompt_length", prompt_length, 1)
+    if prompt_length > L:
+        raise ValueError(f"prompt_length={prompt_length} must be <= the sequence length {L}")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            logits = model(ids, attention_mask=mask).logits                    # (B, L, V)
+            logp = torch.log_softmax(logits[:, prompt_length - 1:-1].float(), dim=-1)
+            picked = logp.gather(-1, ids[:, prompt_length:, None]).squeeze(-1)
+            total = picked.sum(dim=1)
+    finally:
+        model.train(was_training)
+    return total.clone()
+
+
+@dataclass
+class Hypothesis:
+    """One beam-search candidate: ``tokens (1, T + n)``, summed log-prob and length-normalised score."""
+
+    tokens: torch.Tensor
+    log_prob: float
+    score: float
+    finished: bool
+
+
+def _reorder_cache(cache, origin: torch.Tensor) -> None:
+    """Make cache row ``i`` a copy of row ``origin[i]`` (beams that survive take their parent's past)."""
+    if hasattr(cache, "reorder"):
+        cache.reorder(origin)
+        return
+    n = cache.length
+    for buffers in (cache.keys, cache.values):
+        for buf in buffers:
+            buf[:, :, :n] = buf[:, :, :n].index_select(0, origin)
+
+
+def beam_search(model: nn.Module, input_ids: TokenIds, num_beams: int, max_new_tokens: int,
+                length_penalty: float = 1.0, eos_token_id: Union[None, int, Sequence[int]] = None,
+                return_all: bool = False, use_cache: bool = True, truncate: bool = False):
+    """Beam search for one prompt: keep the ``num_beams`` best partial continuations at every step.
+
+    Candidates are scored by summed log-probability; a finished (or final) hypothesis of ``n`` new
+    tokens is ranked by ``log_prob / n ** length_penalty`` (0 = raw sum, which favours short
+    outputs; 1 = per-token average). An ``eos_token_id`` finishes a hypothesis (counted in ``n``).
+    Stops after ``max_new_tokens`` steps or when every live beam is worse than ``num_beams``
+    finished ones.
+
+    Returns ``(tokens (1, T + n), score)``; with ``return_all=True`` also the list of every
+    final :class:`Hypothesis`, best first. ``num_beams=1`` without eos is greedy decoding.
+    """
+    config = _config_of(model)
+    num_beams = _check_count("num_beams", num_beams, 1)
+    max_new_tokens = _check_count("max_new_tokens", max_new_tokens, 0)
+    if not _is_real(length_penalty) or not math.isfinite(length_penalty):
+        raise ValueError(f"length_penalty={length_penalty!r} must be a finite number (0 = raw log-prob, "
+                         "1 = per-token average)")
+    V = config.vocab_size
+    eos = _token_set("eos_token_id", eos_token_id, V)
+    device = _device_of(model)
+    ids, mask = prepare_prompts(input_ids, None, 0, V, device)
+    if ids.shape[0] != 1 or mask is not None:
+        raise ValueError(f"beam_search takes one prompt (batch 1), got input_ids with {ids.shape[0]} rows; "
+                         "call it once per prompt")
+    ids, _, allow_longer = _fit_length(config, ids, None, max_new_tokens, truncate)
+    if use_cache and not getattr(config, "causal", True):
+        use_cache = False
+    T = ids.shape[1]
+    k = num_beams
+    kwargs = {"allow_longer": True} if allow_longer else {}
+
+    def final_score(log_prob: float, n: int) -> float:
+        return log_prob / (max(n, 1) ** length_penalty)
+
+    if max_new_tokens == 0:
+        hyp = Hypothesis(ids.clone(), 0.0, 0.0, False)
+        return (hyp.tokens, hyp.score, [hyp]) if return_all else (hyp.tokens, hyp.score)
+
+    was_training = model.training
+    model.eval()
+    finished: List[Hypothesis] = []
+    try:
+        with torch.inference_mode():
+            beams = ids.expand(k, T).clone()                                 # (k, T + i)
+            scores = torch.full((k,), float("-inf"), device=device)
+            scores[0] = 0.0                                                  # only beam 0 is real at the start
+            cache = model.new_kv_cache(k, max_len=T + max_new_tokens) if use_cache else None
+            logits = model(beams, kv_cache=cache, **kwargs).logits[:, -1]
+            for step in range(max_new_tokens):
+                logp = torch.log_softmax(logits.float(), dim=-1)             # (k, V)
+                cand = (scores[:, None] + logp).flatten()                    # (k * V,)
+                n_cand = min(2 * k, cand.numel())
+                top_vals, top_idx = torch.topk(cand, n_cand)
+                new_beams, new_scores, origins = [], [], []
+                for rank, (val, idx) in enumerate(zip(top_vals.tolist(), top_idx.tolist())):
+                    if val == float("-inf"):
+                        break
+                    origin, token = divmod(idx, V)
+                    if eos is not None and token in eos:
+                        if rank < k:  # an eos only counts if it is among the k best candidates
+                            seq = torch.cat([beams[origin], beams.new_tensor([token])])[None]
+                            finished.append(Hypothesis(seq, val, final_score(val, step + 1), True))
+                        continue
+                    new_beams.append(token)
+                    new_scores.append(val)
+                    origins.append(origin)
+                    if len(new_beams) == k:
+                        break
+                if not new_beams:
+                    beams = beams[:0]
+                    break
+                while len(new_beams) < k:                                    # pad with dead beams
+                    new_beams.append(new_beams[0])
+                    new_scores.append(float("-inf"))
+                    origins.append(origins[0])
+                origin_t = torch.tensor(origins, device=device)
+                beams = torch.cat([beams.index_select(0, origin_t),
+                                   torch.tensor(new_beams, device=device)[:, None]], dim=1)
+                scores = torch.tensor(new_scores, device=device)
+                n = step + 1
+                if len(finished) >= k:
+                    worst_kept = sorted(h.score for h in finished)[-k]
+                    # Log-probs only fall as a beam grows; with length_penalty <= 0 its normalised
+                    # score can only fall too, and with > 0 this is the usual heuristic bound.
+                    if final_score(float(scores.max()), n) < worst_kept:
+                        break
+                if step + 1 == max_new_tokens:
+                    break
+                if cache is not None:
+                    _reorder_cache(cache, origin_t)
+                    logits = model(beams[:, -1:], kv_cache=cache, **kwargs).logits[:, -1]
+                else:
+                    logits = model(beams, **kwargs).logits[:, -1]
+            live = [Hypothesis(beams[i:i + 1].clone(), float(scores[i]), final_score(float(scores[i]), beams.shape[1] - T),
+                               False) for i in range(beams.shape[0]) if float(scores[i]) != float("-inf")]
+    finally:
+        model.train(was_training)
+    hyps = sorted(finished + live, key=lambda h: h.score, reverse=True)
+    hyps = [Hypothesis(h.tokens.clone(), h.log_prob, h.score, h.finished) for h in hyps]  # leave inference mode
+    best = hyps[0]
+    return (best.tokens, best.score, hyps) if return_all else (best.tokens, best.score)
+
+
+__all__ = ["generate", "stream_generate", "beam_search", "sampling_distribution", "process_logits",
+           "sequence_log_prob", "prepare_prompts", "check_sampling_args", "GenerationStats", "Hypothesis"]
