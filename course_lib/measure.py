@@ -1,0 +1,296 @@
+"""Measurements the notebooks share: timing, memory, bits per character, gradient rows, padding waste.
+
+Every function returns plain numbers (or small dataclasses of them) so a notebook can assert on them.
+
+    t = time_fn(lambda: model(x).loss.backward(), repeat=5)      # median seconds, device-synchronised
+    act = saved_tensor_bytes(lambda: model(x, labels=y).loss)     # bytes autograd keeps for backward
+    r = bits_per_char(model, tokenizer, val_texts, seq_len=128)   # comparable across vocabularies
+    w = padding_waste([5, 12])                                    # 7 pad tokens, 41% of score entries
+"""
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "TimeResult", "time_fn", "saved_tensor_bytes", "peak_rss_delta", "cuda_peak_bytes",
+    "BpcResult", "bits_per_char", "per_token_nll", "tokens_per_char",
+    "nonzero_rows", "PaddingWaste", "padding_waste", "unigram_entropy_bits",
+]
+
+
+# ----------------------------------------------------------------------------- time
+
+@dataclass(frozen=True)
+class TimeResult:
+    median: float
+    min: float
+    times: tuple[float, ...]
+
+    def __float__(self) -> float:
+        return self.median
+
+
+def _sync(device) -> None:
+    if device is not None and torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device is not None and torch.device(device).type == "mps":
+        torch.mps.synchronize()
+
+
+def time_fn(fn: Callable[[], object], *, repeat: int = 5, warmup: int = 1, device=None) -> TimeResult:
+    """Wall time of ``fn()`` in seconds: ``warmup`` untimed calls, then ``repeat`` timed ones.
+
+    The median is robust to a noisy shared machine; pass ``device`` to synchronise CUDA/MPS.
+    """
+    if repeat < 1 or warmup < 0:
+        raise ValueError(f"repeat={repeat} must be >= 1 and warmup={warmup} >= 0")
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return TimeResult(statistics.median(times), min(times), tuple(times))
+
+
+# ----------------------------------------------------------------------------- memory
+
+def saved_tensor_bytes(fn: Callable[[], object]) -> int:
+    """Bytes of the tensors autograd saves for backward while ``fn()`` runs (each storage once).
+
+    This is the activation memory of a training step, measured exactly and identically on every
+    device: parameters are not counted (they exist anyway), only what the forward pass keeps.
+    """
+    seen: dict[tuple, int] = {}
+
+    def is_param(t: torch.Tensor) -> bool:
+        base = t if t._base is None else t._base
+        return base.is_leaf and base.requires_grad
+
+    def pack(t: torch.Tensor):
+        if is_param(t):  # weights saved for backward exist anyway: not activations
+            return t
+        try:
+            st = t.untyped_storage()
+            key = (st.data_ptr(), t.device.type)
+            seen[key] = max(seen.get(key, 0), st.nbytes())
+        except (RuntimeError, NotImplementedError):  # tensors without a plain storage
+            seen[(id(t), "x")] = t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(seen.values())
+
+
+def _rss_bytes() -> Optional[int]:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def peak_rss_delta(fn: Callable[[], object], interval: float = 0.0005) -> Optional[int]:
+    """Peak resident memory above the starting level while ``fn()`` runs (Linux only, else None).
+
+    Sampled by a thread every ``interval`` seconds, so short spikes can be missed and the allocator's
+    caching blurs it: use it for orders of magnitude, :func:`saved_tensor_bytes` for exact comparisons.
+    """
+    base = _rss_bytes()
+    if base is None:
+        fn()
+        return None
+    peak = [base]
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            r = _rss_bytes()
+            if r is not None and r > peak[0]:
+                peak[0] = r
+            time.sleep(interval)
+
+    th = threading.Thread(target=watch, daemon=True)
+    th.start()
+    try:
+        fn()
+    finally:
+        stop.set()
+        th.join()
+    r = _rss_bytes()
+    return max(peak[0], r or 0) - base
+
+
+def cuda_peak_bytes(fn: Callable[[], object], device=None) -> int:
+    """Peak CUDA memory allocated during ``fn()`` above what was allocated before."""
+    if not torch.cuda.is_available():
+        raise ValueError("cuda_peak_bytes needs a CUDA device")
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    fn()
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device) - before
+
+
+# ----------------------------------------------------------------------------- language-model quality
+
+@dataclass(frozen=True)
+class BpcResult:
+    bits_per_char: float
+    nats_per_token: float
+    n_tokens: int
+    n_chars: int
+
+    @property
+    def tokens_per_char(self) -> float:
+        return self.n_tokens / self.n_chars
+
+
+def _stream(tokenizer, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """``[BOS] doc [BOS] doc ...`` as one id stream, with a mask of the positions that carry chars."""
+    if isinstance(texts, str):
+        texts = [texts]
+    ids, real = [], []
+    for doc in tokenizer.encode_batch(list(texts)):
+        ids.append(tokenizer.bos_id)
+        real.append(False)
+        ids.extend(doc)
+        real.extend([True] * len(doc))
+    n_chars = sum(len(t) for t in texts)
+    return torch.tensor(ids, dtype=torch.long), torch.tensor(real), n_chars
+
+
+@torch.no_grad()
+def bits_per_char(model, tokenizer, texts: Sequence[str], seq_len: Optional[int] = None, batch_size: int = 16,
+                  device=None) -> BpcResult:
+    """Cross-entropy in bits per *character* of ``texts``: comparable across tokenizers.
+
+    The texts become one stream ``[BOS] doc [BOS] doc ...``; windows of ``seq_len + 1`` tokens that
+    overlap by one predict every text token exactly once (the BOS tokens are inputs, never targets).
+    Bits per character = total NLL of the text tokens / ln 2 / number of characters. A per-token loss
+    is *not* comparable across vocabularies: a token of a big vocabulary covers more text.
+    """
+    seq_len = seq_len or model.config.max_seq_len
+    device = device or next(model.parameters()).device
+    stream, real, n_chars = _stream(tokenizer, texts)
+    if n_chars == 0:
+        raise ValueError("texts hold no characters")
+    was_training = model.training
+    model.eval()
+    windows, masks = [], []
+    for s in range(0, len(stream) - 1, seq_len):
+        w = stream[s:s + seq_len + 1]
+        m = real[s + 1:s + seq_len + 1]
+        if len(w) < 2:
+            break
+        windows.append(w)
+        masks.append(m)
+    total, count = 0.0, 0
+    for i in range(0, len(windows), batch_size):
+        chunk, mchunk = windows[i:i + batch_size], masks[i:i + batch_size]
+        T = max(len(w) for w in chunk) - 1
+        x = torch.zeros(len(chunk), T, dtype=torch.long)
+        y = torch.full((len(chunk), T), -100, dtype=torch.long)
+        for r, (w, m) in enumerate(zip(chunk, mchunk)):
+            n = len(w) - 1
+            x[r, :n] = w[:-1]
+            y[r, :n] = torch.where(m, w[1:], torch.tensor(-100))
+        logits = model(x.to(device)).logits.float()
+        y = y.to(device)
+        nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-100,
+                              reduction="sum")
+        total += float(nll)
+        count += int((y != -100).sum())
+    model.train(was_training)
+    return BpcResult(total / math.log(2) / n_chars, total / max(count, 1), count, n_chars)
+
+
+@torch.no_grad()
+def per_token_nll(model, input_ids: torch.Tensor) -> torch.Tensor:
+    """``(B, T)`` ids -> ``(B, T-1)`` NLL in nats of token ``t+1`` given tokens ``<= t``."""
+    if input_ids.dim() == 1:
+        input_ids = input_ids[None]
+    logits = model(input_ids).logits[:, :-1].float()
+    return F.cross_entropy(logits.transpose(1, 2), input_ids[:, 1:], reduction="none")
+
+
+def tokens_per_char(tokenizer, texts: Sequence[str]) -> float:
+    """Average number of tokens per character (lower = a longer reach per token)."""
+    docs = tokenizer.encode_batch(list(texts))
+    return sum(map(len, docs)) / max(sum(map(len, texts)), 1)
+
+
+def unigram_entropy_bits(ids: torch.Tensor, vocab_size: Optional[int] = None) -> float:
+    """Entropy (bits per token) of the empirical token distribution: the loss floor of a model that
+    ignores its context."""
+    counts = torch.bincount(ids.reshape(-1).long(), minlength=vocab_size or 0).double()
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * p.log2()).sum())
+
+
+# ----------------------------------------------------------------------------- gradients
+
+def nonzero_rows(t: Optional[torch.Tensor], atol: float = 0.0) -> int:
+    """How many rows of a 2-D tensor (e.g. an embedding gradient) have any entry with ``|x| > atol``."""
+    if t is None:
+        return 0
+    if t.dim() != 2:
+        raise ValueError(f"expected a 2-D tensor, got shape {tuple(t.shape)}")
+    return int((t.abs() > atol).any(dim=1).sum())
+
+
+# ----------------------------------------------------------------------------- padding arithmetic
+
+@dataclass(frozen=True)
+class PaddingWaste:
+    """Token slots and attention-score entries of a batch padded to a common length."""
+
+    lengths: tuple[int, ...]
+    padded_len: int
+    token_slots: int
+    real_tokens: int
+    pad_tokens: int
+    score_slots: int
+    real_scores: int
+
+    @property
+    def token_waste(self) -> float:
+        return self.pad_tokens / self.token_slots
+
+    @property
+    def score_waste(self) -> float:
+        return 1 - self.real_scores / self.score_slots
+
+
+def padding_waste(lengths: Sequence[int], pad_to: Optional[int] = None, causal: bool = False) -> PaddingWaste:
+    """Waste of padding rows of ``lengths`` to ``pad_to`` (default: the longest).
+
+    Token slots: ``B * T``; attention scores: ``B * T^2`` computed, of which a row of length ``n``
+    needs ``n^2`` (``n (n + 1) / 2`` with ``causal=True``, against ``T (T + 1) / 2`` computed).
+    """
+    lengths = tuple(int(n) for n in lengths)
+    if not lengths or min(lengths) < 0:
+        raise ValueError(f"lengths={lengths} must be a non-empty list of non-negative ints")
+    T = max(lengths) if pad_to is None else int(pad_to)
+    if T < max(lengths):
+        raise ValueError(f"pad_to={pad_to} is shorter than the longest row ({max(lengths)})")
+    B = len(lengths)
+    if causal:
+        per_row, needed = T * (T + 1) // 2, sum(n * (n + 1) // 2 for n in lengths)
+    else:
+        per_row, needed = T * T, sum(n * n for n in lengths)
+    return PaddingWaste(lengths, T, B * T, sum(lengths), B * T - sum(lengths), B * per_row, needed)
