@@ -212,7 +212,8 @@ def test_eos_rows_emit_padding_and_generation_stops(model):
     free = generate(model, PROMPTS[:2], 10, temperature=0)
     T = free.shape[1] - 10
     eos = int(free[0, T + 2])                                         # row 0 will hit it by step 2
-    out = generate(model, PROMPTS[:2], 10, temperature=0, eos_token_id=[eos, 255], pad_token_id=1)
+    unused = min(set(range(256)) - set(free[:, T:].flatten().tolist()))   # a second eos that never occurs
+    out = generate(model, PROMPTS[:2], 10, temperature=0, eos_token_id=[eos, unused], pad_token_id=1)
     firsts = []
     for b in range(2):
         row = free[b, T:].tolist()
