@@ -52,11 +52,13 @@ def build_attention_mask(attention_mask: Optional[torch.Tensor], q_len: int, k_l
     and softmax would give NaN, so every query may always attend to its own position; the outputs
     of pad rows are garbage by design and carry no loss.
     """
+    if attention_mask is None and (not causal or q_len == 1):
+        return None                                                          # every key allowed
     device = attention_mask.device if attention_mask is not None else device
     q_idx = torch.arange(k_len - q_len, k_len, device=device)[:, None]       # (T, 1) absolute index
     k_idx = torch.arange(k_len, device=device)[None, :]                      # (1, S)
     allowed = None
-    if causal and not (q_len == 1 and attention_mask is None):
+    if causal:
         allowed = (k_idx <= q_idx)[None, None]                               # (1, 1, T, S)
     if attention_mask is not None:
         real = attention_mask.to(torch.bool)[:, None, None, :]               # (B, 1, 1, S)
@@ -132,13 +134,15 @@ def naive_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Opt
 
 
 def chunked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Optional[torch.Tensor] = None,
-                      bias: Optional[torch.Tensor] = None, scale: float = 1.0, block_size: int = CHUNK_SIZE
-                      ) -> torch.Tensor:
-    """Exact attention by an online softmax over key blocks of ``block_size`` (no dropout).
+                      bias: Optional[torch.Tensor] = None, scale: float = 1.0, block_size: int = CHUNK_SIZE,
+                      dropout_p: float = 0.0) -> torch.Tensor:
+    """Exact attention by an online softmax over key blocks of ``block_size``.
 
     For each block: new running max ``m``, rescale what was accumulated by ``exp(m_old - m_new)``,
     add ``exp(s - m_new)`` to the normaliser ``l`` and ``exp(s - m_new) v`` to the accumulator.
-    Memory is ``O(T * block_size)`` per head instead of ``O(T * S)``.
+    Memory is ``O(T * block_size)`` per head instead of ``O(T * S)``. Dropout on the attention
+    weights is applied to ``exp(s - m)`` on its way into the accumulator only: dividing by the row
+    sum ``l`` at the end then gives exactly dropout of the normalised weights.
     """
     B, H, T, d = q.shape
     S = k.shape[2]
@@ -159,7 +163,11 @@ def chunked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: O
         correction = torch.exp(m - m_safe)
         p = torch.exp(s - m_safe[..., None])
         l = l * correction + p.sum(dim=-1)
-        acc = acc * correction[..., None] + _weighted_values(p, v[:, :, start:end].float())
+        if dropout_p > 0:
+            p_v = F.dropout(p, p=dropout_p)
+        else:
+            p_v = p
+        acc = acc * correction[..., None] + _weighted_values(p_v, v[:, :, start:end].float())
         m = m_new
     return (acc / l[..., None]).to(q.dtype)
 
@@ -170,7 +178,7 @@ def elu_feature_map(x: torch.Tensor) -> torch.Tensor:
 
 
 def linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Optional[torch.Tensor] = None,
-                     eps: float = 1e-6) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                     eps: float = 1e-6, dropout_p: float = 0.0) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Linear attention, parallel form: ``out_t = sum_s A_ts v_s / sum_s A_ts`` with
     ``A_ts = phi(q_t) . phi(k_s)`` where ``mask`` allows it (no softmax, no scale).
 
@@ -181,7 +189,8 @@ def linear_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Op
     if mask is not None:
         A = A * mask
     weights = A / (A.sum(dim=-1, keepdim=True) + eps)
-    return _weighted_values(weights, v.float()).to(q.dtype), A, weights
+    dropped = F.dropout(weights, p=dropout_p) if dropout_p > 0 else weights
+    return _weighted_values(dropped, v.float()).to(q.dtype), A, weights
 
 
 def linear_attention_recurrent(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
@@ -277,9 +286,9 @@ class Attention(nn.Module):
         elif impl == "naive":
             out, scores, weights = naive_attention(q, k, v, mask, bias, self.scale, self.mask_fill, dropout_p)
         elif impl == "chunked":
-            out = chunked_attention(q, k, v, mask, bias, self.scale)
+            out = chunked_attention(q, k, v, mask, bias, self.scale, dropout_p=dropout_p)
         else:
-            out, scores, weights = linear_attention(q, k, v, mask)
+            out, scores, weights = linear_attention(q, k, v, mask, dropout_p=dropout_p)
 
         if head_mask is not None:
             out = out * head_mask.view(1, H, 1, 1).to(out.dtype)

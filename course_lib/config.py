@@ -134,6 +134,10 @@ class ModelConfig:
         need(self.rope_scaling == "none" or self.pos == "rope",
              f"rope_scaling={self.rope_scaling!r} needs pos='rope' (got pos={self.pos!r})")
         need(self.rope_scaling_factor >= 1.0, f"rope_scaling_factor={self.rope_scaling_factor} must be >= 1")
+        need(self.rope_scaling != "none" or self.rope_scaling_factor == 1.0,
+             f"rope_scaling_factor={self.rope_scaling_factor} has no effect with rope_scaling='none'; "
+             "choose rope_scaling 'pi', 'ntk' or 'yarn' (or leave the factor at 1.0)")
+        need(self.init_std > 0, f"init_std={self.init_std} must be > 0")
         need(self.pos != "rope" or self.head_dim % 2 == 0, f"RoPE needs an even head_dim, got {self.head_dim}")
         need(self.pos != "sinusoidal" or self.dim % 2 == 0, f"sinusoidal positions need an even dim, got {self.dim}")
         need(self.rope_theta > 0, f"rope_theta={self.rope_theta} must be > 0")
@@ -161,6 +165,12 @@ class ModelConfig:
         need(self.attn_impl != "linear" or self.pos not in ("alibi",),
              "attn_impl='linear' has no score matrix, so ALiBi biases cannot be applied")
         need(self.moe_experts >= 0, f"moe_experts={self.moe_experts} must be >= 0 (0 = dense FFN)")
+        need(self.moe_experts > 0 or not self.moe_shared_expert,
+             "moe_shared_expert=True needs moe_experts > 0 (a shared expert alone is just the dense FFN)")
+        need(self.moe_aux_loss_coef >= 0, f"moe_aux_loss_coef={self.moe_aux_loss_coef} must be >= 0")
+        need(self.attn_impl != "linear" or self.attn_scale == "rsqrt_d",
+             f"attn_scale={self.attn_scale!r} has no effect with attn_impl='linear' (no softmax to scale); "
+             "leave attn_scale at 'rsqrt_d'")
         if self.moe_experts:
             need(self.ffn_type != "none", "moe_experts > 0 needs an FFN (ffn_type != 'none')")
             need(1 <= self.moe_top_k <= self.moe_experts,

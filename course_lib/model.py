@@ -238,7 +238,11 @@ class Transformer(nn.Module):
         if c.pos == "learned":
             x = x + self.pos_embed(position_ids)
         elif c.pos == "sinusoidal":
-            x = x + sinusoidal_embedding(position_ids, c.dim).to(x.dtype)
+            # Scaled to the RMS of a freshly initialised learned table (init_std per channel), so the
+            # fixed signal neither drowns the 0.02-scale token embeddings nor differs in size from
+            # the learned alternative it is compared with. (The 2017 paper instead multiplied the
+            # token embeddings by sqrt(D).)
+            x = x + (sinusoidal_embedding(position_ids, c.dim) * (c.init_std * math.sqrt(2.0))).to(x.dtype)
         x = self.drop(x)
         rope = self.rope(position_ids) if self.rope is not None else None    # (cos, sin) each (B, T, d)
 
@@ -284,6 +288,9 @@ class Transformer(nn.Module):
         if input_ids.dtype.is_floating_point or input_ids.dtype.is_complex or input_ids.dtype == torch.bool:
             raise ValueError(f"input_ids must be an integer tensor (torch.long), got dtype {input_ids.dtype}")
         B, T = input_ids.shape
+        if input_ids.device != self.device:
+            raise ValueError(f"input_ids is on {input_ids.device} but the model is on {self.device}; "
+                             f"move it with input_ids.to(model.device)")
         if B == 0 or T == 0:
             raise ValueError(f"input_ids is empty (shape {tuple(input_ids.shape)}); need at least one token per row")
         lo, hi = torch.aminmax(input_ids)
@@ -326,9 +333,10 @@ class Transformer(nn.Module):
             if not isinstance(attention_mask, torch.Tensor) or tuple(attention_mask.shape) != (B, S):
                 shape = tuple(attention_mask.shape) if isinstance(attention_mask, torch.Tensor) else type(attention_mask).__name__
                 raise ValueError(f"attention_mask must have shape (B, cached + new) = {(B, S)}, got {shape}")
-            if attention_mask.dtype.is_floating_point and attention_mask.dtype != torch.float32 \
-                    and attention_mask.dtype != torch.float16 and attention_mask.dtype != torch.bfloat16:
+            if attention_mask.dtype.is_complex:
                 raise ValueError(f"attention_mask must hold 0/1 (bool or integer), got dtype {attention_mask.dtype}")
+            if attention_mask.device != input_ids.device:
+                raise ValueError(f"attention_mask is on {attention_mask.device} but input_ids on {input_ids.device}")
         if position_ids is not None:
             if not isinstance(position_ids, torch.Tensor) or position_ids.dim() != 2 or position_ids.shape[1] != T \
                     or position_ids.shape[0] not in (1, B):

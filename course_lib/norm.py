@@ -9,8 +9,8 @@ class RMSNorm(nn.Module):
     """``y = x / sqrt(mean(x**2) + eps) * weight`` over the last dimension.
 
     Unlike LayerNorm it neither subtracts the mean nor adds a bias: only the scale is normalised.
-    The statistic is computed in float32 (bf16 squares overflow and lose precision), the result is
-    cast back to the input dtype before the learned gain, as Llama does.
+    The whole computation runs in float32 (bf16 squares lose precision) and the result is cast back
+    to the input dtype once, at the end.
     """
 
     def __init__(self, dim: int, eps: float = 1e-5):
@@ -22,7 +22,7 @@ class RMSNorm(nn.Module):
         """``x (..., dim) -> (..., dim)``, same dtype as ``x``."""
         xf = x.float()
         xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * xf.to(x.dtype)
+        return (xf * self.weight.float()).to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"{self.weight.shape[0]}, eps={self.eps}"
