@@ -209,7 +209,7 @@ def test_streaming_and_callback_match_generate(model):
 
 
 def test_eos_rows_emit_padding_and_generation_stops(model):
-    free = generate(model, PROMPTS[:2], 10, temperature=0)
+    free = generate(model, PROMPTS[:2], 10, temperature=0, pad_token_id=1)
     T = free.shape[1] - 10
     eos = int(free[0, T + 2])                                         # row 0 will hit it by step 2
     unused = min(set(range(256)) - set(free[:, T:].flatten().tolist()))   # a second eos that never occurs
