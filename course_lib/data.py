@@ -318,10 +318,31 @@ class PackedDataset(Dataset):
         self.pad_id = tokenizer.pad_id
         docs = _tokenize_documents(texts, tokenizer)
         docs = _wrap_bos_eos(docs, tokenizer.bos_id if add_bos else None, tokenizer.eos_id)
-        self.tokens, self.offsets = _flatten(docs)
+        tokens, offsets = _flatten(docs)
+        self._set_stream(tokens, offsets, drop_last)
+
+    @classmethod
+    def from_token_ids(cls, ids: torch.Tensor, block_size: int = 256, boundary: str = "cross",
+                       drop_last: bool = True, pad_id: int = PAD_ID) -> "PackedDataset":
+        """Blocks of an already tokenized stream (a 1-D integer tensor), taken as it is: no
+        BOS/EOS added, the whole stream counts as one document."""
+        _check_positive_int("block_size", block_size)
+        if boundary not in cls.BOUNDARIES:
+            raise ValueError(f"boundary={boundary!r} must be one of {cls.BOUNDARIES}")
+        if not isinstance(ids, torch.Tensor) or ids.dim() != 1 or ids.dtype.is_floating_point:
+            raise ValueError(f"ids must be a 1-D integer tensor, got "
+                             f"{getattr(ids, 'shape', type(ids).__name__)}")
+        self = cls.__new__(cls)
+        self.block_size, self.boundary, self.pad_id = block_size, boundary, pad_id
+        self._set_stream(ids.to(torch.int32), torch.tensor([0, len(ids)]), drop_last)
+        return self
+
+    def _set_stream(self, tokens: torch.Tensor, offsets: torch.Tensor, drop_last: bool) -> None:
+        block_size = self.block_size
+        self.tokens, self.offsets = tokens, offsets
         # doc_start[j] is True when stream token j is the first token of a document
         self.doc_start = torch.zeros(len(self.tokens), dtype=torch.bool)
-        self.doc_start[self.offsets[:-1]] = True
+        self.doc_start[self.offsets[:-1][self.offsets[:-1] < len(self.tokens)]] = True
         n = len(self.tokens)
         full = (n - 1) // block_size  # blocks that have all T + 1 tokens
         if drop_last:

@@ -246,3 +246,13 @@ def test_collate_errors():
     with pytest.raises(ValueError, match="length"):
         collate([{"input_ids": torch.tensor([1, 2]), "labels": torch.tensor([1])}])
     assert collate([a], pad_to=5)["labels"][0].tolist() == [2, 3, 4, IGNORE_INDEX, IGNORE_INDEX]
+
+
+def test_packed_from_token_ids():
+    ids = torch.arange(3, 3 + 21)
+    ds = PackedDataset.from_token_ids(ids, block_size=5)
+    assert len(ds) == 4
+    assert ds[1]["input_ids"].tolist() == list(range(8, 13))
+    assert ds[1]["labels"].tolist() == list(range(9, 14))
+    with pytest.raises(ValueError, match="1-D integer"):
+        PackedDataset.from_token_ids(ids.float(), block_size=5)
