@@ -1,0 +1,1023 @@
+"""The trainer: ``TrainConfig`` + ``Trainer(model, train_data, config).fit() -> TrainHistory``.
+
+One optimizer step ("step") consumes one *accumulation window*: ``grad_accum_steps`` micro-batches of
+``batch_size`` samples on each of ``world_size`` processes, i.e. a global batch of
+``batch_size x grad_accum_steps x world_size`` samples.
+
+What the trainer gets right, and why
+------------------------------------
+* **Accumulation equals the big batch.** The loss of a window is the sum of its per-token losses
+  divided by the number of target tokens in the *whole* window (counted over every micro-batch and,
+  under DDP, every process: the count is all-reduced before the first backward). Each micro-batch
+  backpropagates ``its loss sum / that global count``, so the accumulated gradient is exactly the
+  gradient of the big batch's token mean, even when micro-batches hold different numbers of target
+  tokens (padding, SFT masks). Dividing each micro-batch's *mean* by ``grad_accum_steps`` instead
+  (``accum_normalize="per_micro"``, what most scripts do) weighs a token in a short micro-batch more
+  than one in a long micro-batch; ``"none"`` forgets the division altogether. Both stay available
+  for the notebooks that show the difference.
+* **Every layout sees the same samples.** Samples come from one stream: epoch ``e`` is a
+  permutation of the dataset seeded by ``(seed, e)``, epochs follow each other, and step ``s`` takes
+  the next ``global batch`` samples of that stream. Micro-batch ``m`` of process ``r`` takes the
+  slice at ``(m * world_size + r) * batch_size``, so ``8 x 1``, ``2 x 4`` and two processes of
+  ``2 x 2`` read the same samples in each step.
+* **Learning rate** from :func:`course_lib.schedule.lr_at`, a pure function of the step (peak exactly
+  ``lr``).
+* **Weight decay only on matrices** (parameters with >= 2 dimensions): decaying norm gains and
+  biases pulls them towards 0, which is not the "keep weights small" intent. The token embedding
+  (and the output head tied to it) is a matrix and is decayed, as in nanoGPT/GPT-2; set
+  ``decay_embeddings=False`` to exempt it (some recipes do; the notebooks can compare).
+* **A NaN/inf loss or gradient stops the run** with :class:`TrainingDiverged` naming the step,
+  *before* the optimizer applies it: the weights in memory are those of the last good step, and
+  no checkpoint is written or overwritten.
+* **Checkpoints are exact and pickle-free**: ``<out_dir>/step_<N>/`` holds ``model.safetensors``,
+  ``config.json``, ``metadata.json``, ``train_state.safetensors`` (optimizer tensors, RNG states as
+  uint8 tensors) and ``train_state.json`` (step, stream position, train config, history), written
+  atomically. Resuming on the CPU reproduces the uninterrupted run bit for bit.
+* **Ctrl-C / notebook interrupt** finishes the current step, saves a resumable checkpoint (when
+  ``out_dir`` is set) and returns the history; the model stays usable.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+import shutil
+import signal
+import sys
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import nn
+
+from . import distributed as D
+from .device import autocast, pick_device, pick_dtype, synchronize
+from .schedule import SCHEDULES, WSD_DECAYS, lr_at
+
+OPTIMIZERS = ("adamw", "sgd")
+DTYPES = ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16")
+LOSS_REDUCTIONS = ("token_mean", "seq_mean")
+ACCUM_NORMALIZE = ("global_tokens", "per_micro", "none")
+IGNORE_INDEX = -100
+TRAIN_STATE_JSON = "train_state.json"
+TRAIN_STATE_TENSORS = "train_state.safetensors"
+STEP_DIR = re.compile(r"^step_(\d+)$")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the gradient norm became NaN or infinite; the update was not applied.
+
+    ``step``: the update that failed (1-based, the one that would have produced ``step_<step>``);
+    ``what``: "loss" or "grad norm"; ``last_checkpoint``: the newest checkpoint on disk (or None).
+    """
+
+    def __init__(self, step: int, what: str, value: float, lr: float, last_checkpoint: Optional[Path]):
+        self.step, self.what, self.value, self.lr, self.last_checkpoint = step, what, value, lr, last_checkpoint
+        where = (f"the last good checkpoint is {last_checkpoint}" if last_checkpoint is not None
+                 else "no checkpoint was saved before it")
+        super().__init__(f"training diverged at step {step}: the {what} is {value} (lr={lr:.3g}); the update was "
+                         f"not applied and {where}. Try a lower lr, more warmup or grad_clip.")
+
+
+# ============================================================================ configuration
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (the model is defined by ``ModelConfig``).
+
+    Batch: ``batch_size`` samples per micro-batch *per process*, ``grad_accum_steps`` micro-batches
+    per optimizer step; ``max_steps`` optimizer steps in all.
+    Schedule: ``lr`` (peak), ``min_lr`` (None: lr / 10), ``warmup_steps``, ``schedule`` (one of
+    ``course_lib.schedule.SCHEDULES``), ``decay_fraction`` and ``wsd_decay`` for "wsd".
+    Optimizer: ``optimizer`` ("adamw" | "sgd"), ``weight_decay`` (on >= 2-D weights only),
+    ``decay_embeddings``, ``betas``, ``eps`` (AdamW), ``momentum`` (SGD), ``grad_clip`` (max global
+    grad norm; None or inf: no clipping, the norm is still logged).
+    Precision: ``dtype`` ("auto": bf16 autocast on GPUs that support it, else float32; "float16"
+    uses a GradScaler), ``compile`` (``torch.compile`` the model).
+    Loss: ``loss_reduction`` ("token_mean": every target token weighs the same; "seq_mean": every
+    sequence weighs the same), ``accum_normalize`` ("global_tokens": divide by the count of the
+    whole window, exact; "per_micro": mean per micro-batch / grad_accum_steps; "none": mean per
+    micro-batch, no division).
+    Evaluation: every ``eval_every`` steps (0: only at the end) on ``eval_batches`` batches.
+    Checkpoints: every ``save_every`` steps (0: only at the end) under ``out_dir`` (None: never);
+    ``keep_last_checkpoints`` (None: keep all).
+    Display: ``log_every`` (a log line every N steps; 0: none), ``progress`` (True/False/"auto": a
+    tqdm bar in notebooks and terminals, plain lines when output is piped), ``live_plot`` (a loss plot
+    that redraws in a notebook every ``plot_every`` steps), ``track_layer_grad_norms``.
+    Other: ``seed`` (sample order and dropout), ``shuffle``, ``device`` ("auto" or a torch device).
+    """
+
+    batch_size: int = 8
+    grad_accum_steps: int = 1
+    max_steps: int = 100
+    lr: float = 1e-3
+    min_lr: Optional[float] = None
+    warmup_steps: int = 0
+    schedule: str = "cosine"
+    decay_fraction: float = 0.2
+    wsd_decay: str = "linear"
+    optimizer: str = "adamw"
+    weight_decay: float = 0.1
+    decay_embeddings: bool = True
+    betas: Tuple[float, float] = (0.9, 0.95)
+    eps: float = 1e-8
+    momentum: float = 0.9
+    grad_clip: Optional[float] = 1.0
+    dtype: str = "auto"
+    compile: bool = False
+    loss_reduction: str = "token_mean"
+    accum_normalize: str = "global_tokens"
+    eval_every: int = 0
+    eval_batches: int = 20
+    save_every: int = 0
+    out_dir: Optional[str] = None
+    keep_last_checkpoints: Optional[int] = None
+    seed: int = 0
+    shuffle: bool = True
+    device: str = "auto"
+    log_every: int = 10
+    progress: Union[bool, str] = "auto"
+    live_plot: Union[bool, str] = False
+    plot_every: int = 25
+    track_layer_grad_norms: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.betas, list):
+            self.betas = tuple(self.betas)
+        if self.out_dir is not None:
+            self.out_dir = os.fspath(self.out_dir)
+        if isinstance(self.device, torch.device):
+            self.device = str(self.device)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the field, its value and the allowed range."""
+        def need(ok: bool, msg: str) -> None:
+            if not ok:
+                raise ValueError(msg)
+
+        def is_int(v) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        def is_num(v) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+        for name in ("batch_size", "grad_accum_steps", "max_steps", "eval_batches", "plot_every"):
+            v = getattr(self, name)
+            need(is_int(v) and v >= 1, f"{name}={v!r} must be an integer >= 1")
+        for name in ("eval_every", "save_every", "log_every", "warmup_steps"):
+            v = getattr(self, name)
+            need(is_int(v) and v >= 0, f"{name}={v!r} must be an integer >= 0")
+        need(is_num(self.lr) and math.isfinite(self.lr) and self.lr > 0, f"lr={self.lr!r} must be a finite number > 0")
+        need(self.min_lr is None or (is_num(self.min_lr) and 0 <= self.min_lr <= self.lr),
+             f"min_lr={self.min_lr!r} must be None (lr / 10) or in [0, lr={self.lr}]")
+        need(self.warmup_steps <= self.max_steps,
+             f"warmup_steps={self.warmup_steps} must be <= max_steps={self.max_steps}")
+        need(self.schedule in SCHEDULES, f"schedule={self.schedule!r} must be one of {SCHEDULES}")
+        need(self.schedule != "exp" or self.resolved_min_lr > 0, "schedule='exp' needs min_lr > 0")
+        need(is_num(self.decay_fraction) and 0 <= self.decay_fraction <= 1,
+             f"decay_fraction={self.decay_fraction!r} must be in [0, 1]")
+        need(self.wsd_decay in WSD_DECAYS, f"wsd_decay={self.wsd_decay!r} must be one of {WSD_DECAYS}")
+        need(self.optimizer in OPTIMIZERS, f"optimizer={self.optimizer!r} must be one of {OPTIMIZERS}")
+        need(is_num(self.weight_decay) and self.weight_decay >= 0, f"weight_decay={self.weight_decay!r} must be >= 0")
+        need(isinstance(self.betas, tuple) and len(self.betas) == 2 and all(is_num(b) and 0 <= b < 1 for b in self.betas),
+             f"betas={self.betas!r} must be two numbers in [0, 1)")
+        need(is_num(self.eps) and self.eps > 0, f"eps={self.eps!r} must be > 0")
+        need(is_num(self.momentum) and 0 <= self.momentum < 1, f"momentum={self.momentum!r} must be in [0, 1)")
+        need(self.grad_clip is None or (is_num(self.grad_clip) and self.grad_clip > 0),
+             f"grad_clip={self.grad_clip!r} must be None (off), float('inf') (off) or a number > 0")
+        need(self.dtype in DTYPES, f"dtype={self.dtype!r} must be one of {DTYPES}")
+        need(self.loss_reduction in LOSS_REDUCTIONS, f"loss_reduction={self.loss_reduction!r} must be one of {LOSS_REDUCTIONS}")
+        need(self.accum_normalize in ACCUM_NORMALIZE, f"accum_normalize={self.accum_normalize!r} must be one of {ACCUM_NORMALIZE}")
+        need(self.keep_last_checkpoints is None or (is_int(self.keep_last_checkpoints) and self.keep_last_checkpoints >= 1),
+             f"keep_last_checkpoints={self.keep_last_checkpoints!r} must be None (keep all) or an integer >= 1")
+        need(is_int(self.seed), f"seed={self.seed!r} must be an integer")
+        need(self.progress in (True, False, "auto"), f"progress={self.progress!r} must be True, False or 'auto'")
+        need(self.live_plot in (True, False, "auto"), f"live_plot={self.live_plot!r} must be True, False or 'auto'")
+        need(isinstance(self.device, str), f"device={self.device!r} must be 'auto' or a device name such as 'cpu', 'cuda'")
+
+    @property
+    def resolved_min_lr(self) -> float:
+        return self.lr / 10 if self.min_lr is None else float(self.min_lr)
+
+    @property
+    def clip_enabled(self) -> bool:
+        return self.grad_clip is not None and math.isfinite(self.grad_clip)
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of update ``step`` (0-based) under this config."""
+        return lr_at(step, schedule=self.schedule, lr=self.lr, min_lr=self.resolved_min_lr,
+                     warmup_steps=self.warmup_steps, max_steps=self.max_steps,
+                     decay_fraction=self.decay_fraction, wsd_decay=self.wsd_decay)
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["betas"] = list(self.betas)
+        if self.grad_clip is not None and not math.isfinite(self.grad_clip):
+            d["grad_clip"] = None  # JSON has no inf; None means the same (no clipping)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields {unknown}; known fields are {sorted(known)}")
+        return cls(**data)
+
+
+# ============================================================================ history
+@dataclass
+class TrainHistory:
+    """What happened, one entry per optimizer step (``step`` counts completed updates, from 1).
+
+    ``loss``: the training loss of the step's window (token mean, or sequence mean with
+    ``loss_reduction="seq_mean"``); ``lr``: the learning rate the update used; ``grad_norm``: the
+    global gradient norm before clipping; ``clipped``: whether clipping scaled the gradient;
+    ``tokens``: target tokens seen so far (all processes); ``time``: seconds since the run started.
+    ``eval_step``/``eval_loss``: the evaluations (token-mean loss). ``layer_grad_norms``: per-step
+    dicts ``{"layers.0": norm, ...}`` when ``track_layer_grad_norms`` is on.
+    """
+
+    step: List[int] = field(default_factory=list)
+    loss: List[float] = field(default_factory=list)
+    lr: List[float] = field(default_factory=list)
+    grad_norm: List[float] = field(default_factory=list)
+    clipped: List[bool] = field(default_factory=list)
+    tokens: List[int] = field(default_factory=list)
+    time: List[float] = field(default_factory=list)
+    eval_step: List[int] = field(default_factory=list)
+    eval_loss: List[float] = field(default_factory=list)
+    layer_grad_norms: List[Dict[str, float]] = field(default_factory=list)
+    interrupted: bool = False
+    checkpoint: Optional[str] = None
+
+    def __len__(self) -> int:
+        return len(self.step)
+
+    @property
+    def clip_rate(self) -> float:
+        """Fraction of steps whose gradient was clipped (0 when nothing ran)."""
+        return sum(self.clipped) / len(self.clipped) if self.clipped else 0.0
+
+    @property
+    def final_loss(self) -> Optional[float]:
+        return self.loss[-1] if self.loss else None
+
+    @property
+    def final_eval_loss(self) -> Optional[float]:
+        return self.eval_loss[-1] if self.eval_loss else None
+
+    def tokens_per_second(self) -> float:
+        """Average training throughput (target tokens per wall-clock second) over the recorded steps."""
+        if len(self.time) < 2 or self.time[-1] <= self.time[0]:
+            return float("nan")
+        return (self.tokens[-1] - self.tokens[0]) / (self.time[-1] - self.time[0])
+
+    def smoothed_loss(self, alpha: float = 0.1) -> List[float]:
+        """Exponential moving average of the loss (bias-corrected), for plots of noisy curves."""
+        out, avg = [], 0.0
+        for i, x in enumerate(self.loss, 1):
+            avg = (1 - alpha) * avg + alpha * x
+            out.append(avg / (1 - (1 - alpha) ** i))
+        return out
+
+    def plot(self, ax=None, show_lr: bool = True, smooth: float = 0.0, title: Optional[str] = None):
+        """Loss (and eval loss) against step; the learning rate on a twin axis. Returns the axes."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(7, 3.5))
+        ax.plot(self.step, self.loss, label="train loss", color="C0", alpha=0.35 if smooth else 1.0)
+        if smooth:
+            ax.plot(self.step, self.smoothed_loss(smooth), label=f"train loss (EMA {smooth})", color="C0")
+        if self.eval_loss:
+            ax.plot(self.eval_step, self.eval_loss, "o-", label="eval loss", color="C1")
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        ax.grid(alpha=0.3)
+        handles, labels = ax.get_legend_handles_labels()
+        if show_lr and self.lr:
+            ax2 = ax.twinx()
+            ax2.plot(self.step, self.lr, color="C2", lw=1, ls="--", label="lr")
+            ax2.set_ylabel("learning rate")
+            h2, l2 = ax2.get_legend_handles_labels()
+            handles, labels = handles + h2, labels + l2
+        ax.legend(handles, labels, loc="upper right")
+        if title:
+            ax.set_title(title)
+        return ax
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["grad_norm"] = [_json_float(x) for x in self.grad_norm]
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainHistory":
+        known = {f.name for f in dataclasses.fields(cls)}
+        h = cls(**{k: v for k, v in data.items() if k in known})
+        h.grad_norm = [float(x) for x in h.grad_norm]
+        return h
+
+
+def _json_float(x: float):
+    """JSON has no inf/nan: store them as strings that ``float()`` reads back."""
+    return x if math.isfinite(x) else str(x)
+
+
+# ============================================================================ pieces
+def param_groups(model: nn.Module, weight_decay: float, decay_embeddings: bool = True) -> List[dict]:
+    """Two optimizer groups: ``>= 2-D`` weights decayed, everything else (norm gains, biases) not.
+
+    ``decay_embeddings=False`` also exempts the weights of ``nn.Embedding`` modules (and an output
+    head tied to them). Each group carries ``names`` (for inspection); tied parameters appear once.
+    """
+    embedding_ids = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    decay, no_decay, decay_names, no_decay_names = [], [], [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if p.dim() >= 2 and (decay_embeddings or id(p) not in embedding_ids):
+            decay.append(p), decay_names.append(name)
+        else:
+            no_decay.append(p), no_decay_names.append(name)
+    return [{"params": decay, "weight_decay": weight_decay, "names": decay_names},
+            {"params": no_decay, "weight_decay": 0.0, "names": no_decay_names}]
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    """AdamW (decoupled weight decay on matrices only) or SGD with momentum, from ``config``."""
+    groups = param_groups(model, config.weight_decay, config.decay_embeddings)
+    groups = [{k: v for k, v in g.items() if k != "names"} for g in groups]   # torch wants no extra keys
+    if config.optimizer == "adamw":
+        # fused AdamW is one kernel per step on CUDA; on the CPU the default (foreach) is deterministic
+        extra = {"fused": True} if device.type == "cuda" else {}
+        return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, eps=config.eps, **extra)
+    return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
+
+
+def grad_norm(parameters: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Global L2 norm of the gradients (a 0-d tensor, on the gradients' device)."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    norms = torch._foreach_norm(grads) if hasattr(torch, "_foreach_norm") else [g.norm() for g in grads]
+    return torch.linalg.vector_norm(torch.stack([n.float() for n in norms]))
+
+
+def layer_grad_norms(model: nn.Module) -> Dict[str, float]:
+    """Gradient norm per top-level module (``layers.<i>`` per block), for depth plots."""
+    sq: Dict[str, float] = {}
+    for name, p in model.named_parameters():
+        if p.grad is None:
+            continue
+        parts = name.split(".")
+        key = ".".join(parts[:2]) if parts[0] == "layers" and len(parts) > 1 else parts[0]
+        sq[key] = sq.get(key, 0.0) + float(p.grad.detach().float().pow(2).sum())
+    return {k: math.sqrt(v) for k, v in sq.items()}
+
+
+class SampleStream:
+    """The order in which samples are read: seeded permutations of the dataset, one per epoch,
+    concatenated into one endless stream. ``index(g)`` is the dataset index of stream position ``g``.
+
+    Position, not an iterator state, is what a checkpoint records, so resuming (even with another
+    batch layout) continues the stream at exactly the right sample.
+    """
+
+    def __init__(self, size: int, seed: int, shuffle: bool = True):
+        if size < 1:
+            raise ValueError("train_data is empty: nothing to train on")
+        self.size, self.seed, self.shuffle = size, seed, shuffle
+        self._epoch, self._perm = -1, None
+
+    def permutation(self, epoch: int) -> List[int]:
+        if epoch != self._epoch:
+            if self.shuffle:
+                g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+                self._perm = torch.randperm(self.size, generator=g).tolist()
+            else:
+                self._perm = list(range(self.size))
+            self._epoch = epoch
+        return self._perm
+
+    def index(self, g: int) -> int:
+        epoch, pos = divmod(g, self.size)
+        return self.permutation(epoch)[pos]
+
+    def indices(self, start: int, count: int) -> List[int]:
+        return [self.index(g) for g in range(start, start + count)]
+
+
+def _default_collate(dataset) -> Callable:
+    from .data import collate
+
+    pad_id = getattr(dataset, "pad_id", 0)
+    return lambda items: collate(items, pad_id=pad_id)
+
+
+def list_checkpoints(out_dir: Union[str, os.PathLike]) -> List[Path]:
+    """The complete ``step_<N>`` folders under ``out_dir``, oldest first."""
+    out = Path(out_dir)
+    if not out.is_dir():
+        return []
+    found = []
+    for p in out.iterdir():
+        m = STEP_DIR.match(p.name)
+        if m and p.is_dir() and (p / "model.safetensors").is_file():
+            found.append((int(m.group(1)), p))
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(out_dir: Union[str, os.PathLike]) -> Optional[Path]:
+    """The newest ``step_<N>`` folder under ``out_dir`` (None when there is none)."""
+    found = list_checkpoints(out_dir)
+    return found[-1] if found else None
+
+
+def resolve_checkpoint(path: Union[str, os.PathLike], need_train_state: bool = False) -> Path:
+    """A checkpoint folder from a step folder or a run folder (then its newest ``step_<N>``).
+
+    Raises ``FileNotFoundError`` naming the path when there is no checkpoint there.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"checkpoint {str(p)!r} does not exist")
+    if p.is_dir() and not (p / "model.safetensors").is_file():
+        newest = latest_checkpoint(p)
+        if newest is None:
+            raise FileNotFoundError(f"no checkpoint in {str(p)!r}: expected model.safetensors or step_<N>/ folders")
+        p = newest
+    if not p.is_dir():
+        raise FileNotFoundError(f"checkpoint {str(p)!r} is not a folder")
+    if need_train_state and not (p / TRAIN_STATE_JSON).is_file():
+        raise FileNotFoundError(f"{str(p)!r} holds model weights but no {TRAIN_STATE_JSON}: it cannot be resumed "
+                                "(it is a plain model checkpoint; load it with load_checkpoint instead)")
+    return p
+
+
+# ============================================================================ the trainer
+class Trainer:
+    """Train ``model`` on ``train_data`` (a map-style dataset of dicts with ``input_ids``, ``labels``
+    aligned with the logits, and ``attention_mask``) under ``config``.
+
+    ``eval_data``: an optional dataset for the eval loss. ``collate_fn``: list of items -> batch dict
+    (default: ``course_lib.data.collate``, right padding with the dataset's ``pad_id``).
+    ``tokenizer``: saved into every checkpoint (``tokenizer.json``) so a checkpoint folder is all
+    ``generate`` needs. ``metadata``: extra JSON-able facts written into each checkpoint's
+    ``metadata.json`` (corpus, command line, ...).
+
+    After ``fit()``, ``trainer.model`` is the trained model (the very object passed in, on
+    ``trainer.device``), ``trainer.step`` the number of completed updates and ``trainer.history`` the
+    :class:`TrainHistory`.
+    """
+
+    def __init__(self, model: nn.Module, train_data, config: Optional[TrainConfig] = None, eval_data=None,
+                 collate_fn: Optional[Callable] = None, tokenizer=None, metadata: Optional[dict] = None):
+        self.config = config if config is not None else TrainConfig()
+        if not isinstance(self.config, TrainConfig):
+            raise ValueError(f"config must be a TrainConfig, got {type(self.config).__name__}")
+        try:
+            n = len(train_data)
+        except TypeError:
+            raise ValueError("train_data must be a map-style dataset (with len() and indexing)") from None
+        if n == 0:
+            raise ValueError("train_data is empty: nothing to train on")
+        cfg = self.config
+        self.dist = D.setup(cfg.device)
+        self.device = D.process_device(pick_device(None if cfg.device == "auto" else cfg.device))
+        self.dtype = pick_dtype(self.device, cfg.dtype)
+        self.model = model.to(self.device)
+        self.train_data, self.eval_data = train_data, eval_data
+        self.collate_fn = collate_fn or _default_collate(train_data)
+        self.eval_collate_fn = collate_fn or (_default_collate(eval_data) if eval_data is not None else None)
+        self.tokenizer, self.metadata = tokenizer, dict(metadata or {})
+        self.optimizer = build_optimizer(self.model, cfg, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.dtype == torch.float16 else None
+        self.stream = SampleStream(n, cfg.seed, cfg.shuffle)
+        self.step = 0                # completed optimizer updates
+        self.samples_consumed = 0    # position in the sample stream (global, all processes)
+        self.history = TrainHistory()
+        self._fwd_model: Optional[nn.Module] = None     # DDP-wrapped and/or compiled view of self.model
+        self._stop_requested = False
+        self._last_saved: Optional[Path] = None
+        self._max_len = getattr(getattr(model, "config", None), "context_length",
+                                getattr(getattr(model, "config", None), "max_seq_len", None))
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def global_batch_size(self) -> int:
+        return self.config.batch_size * self.config.grad_accum_steps * self.dist.world_size
+
+    @property
+    def out_dir(self) -> Optional[Path]:
+        return Path(self.config.out_dir) if self.config.out_dir else None
+
+    # ------------------------------------------------------------------ data
+    def _micro_batch(self, micro: int) -> Dict[str, torch.Tensor]:
+        """Micro-batch ``micro`` of the current window for this process, collated on the CPU."""
+        cfg, W, r = self.config, self.dist.world_size, self.dist.rank
+        start = self.samples_consumed + (micro * W + r) * cfg.batch_size
+        items = [self.train_data[i] for i in self.stream.indices(start, cfg.batch_size)]
+        batch = self.collate_fn(items)
+        if "input_ids" not in batch or "labels" not in batch:
+            raise ValueError(f"a training batch must contain 'input_ids' and aligned 'labels'; got keys {sorted(batch)}")
+        T = batch["input_ids"].shape[1]
+        if self._max_len is not None and T > self._max_len:
+            raise ValueError(f"train_data sequences have {T} tokens, longer than the model's maximum "
+                             f"max_seq_len={self._max_len}; build the dataset with max_len/block_size <= {self._max_len}")
+        return batch
+
+    def _forward_kwargs(self, batch: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """Model inputs on the device. An all-ones attention mask is dropped: then the model can use
+        the fused causal attention kernel instead of an explicit mask (same result, faster)."""
+        dev, nb = self.device, self.device.type == "cuda"
+        kw = {"input_ids": batch["input_ids"].to(dev, non_blocking=nb)}
+        mask = batch.get("attention_mask")
+        if mask is not None and not bool(mask.all()):
+            kw["attention_mask"] = mask.to(dev, non_blocking=nb)
+        if "position_ids" in batch:
+            kw["position_ids"] = batch["position_ids"].to(dev, non_blocking=nb)
+        return kw
+
+    # ------------------------------------------------------------------ one optimizer step
+    def _window_losses(self, model_out, labels: torch.Tensor, counts: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(objective for backward, its value for logging) of one micro-batch."""
+        cfg = self.config
+        A, W = cfg.grad_accum_steps, self.dist.world_size
+        aux = model_out.aux_loss
+        loss = model_out.loss if aux is None else model_out.loss - aux   # the cross-entropy part
+        aux_term = aux / A if aux is not None else None
+        if cfg.accum_normalize == "global_tokens":
+            if cfg.loss_reduction == "token_mean":
+                part = loss / counts[0].clamp(min=1)                         # sum / global target tokens
+            else:
+                per_tok = loss                                              # (B, T), 0 where masked
+                n_tok = (labels != IGNORE_INDEX).sum(1)
+                per_seq = per_tok.sum(1) / n_tok.clamp(min=1)
+                part = per_seq.sum() / counts[1].clamp(min=1)               # / global sequences with targets
+            # DDP averages gradients over processes; the global normaliser wants their sum
+            objective = part * W
+        else:
+            part = loss / A                                                  # mean of this micro-batch / A
+            objective = part if cfg.accum_normalize == "per_micro" else loss  # "none": no division
+            part = part / W                                                  # logged: mean over processes
+        if aux_term is not None:
+            objective = objective + aux_term
+        return objective, part.detach()
+
+    def _train_step(self) -> Dict[str, Any]:
+        """Consume one accumulation window and apply one update; returns the step's statistics."""
+        cfg = self.config
+        A = cfg.grad_accum_steps
+        window = [self._micro_batch(m) for m in range(A)]
+        # Count the window's targets before any backward: every micro-batch divides by the same number.
+        local = torch.zeros(2, dtype=torch.float64)
+        for b in window:
+            valid = b["labels"] != IGNORE_INDEX
+            local[0] += valid.sum()
+            local[1] += (valid.sum(1) > 0).sum()
+        counts = D.all_reduce_sum(local.to(self.device) if self.device.type == "cuda" else local)
+        counts_dev = counts.to(self.device, torch.float32)
+        reduction = {"global_tokens": "sum" if cfg.loss_reduction == "token_mean" else "none"}.get(
+            cfg.accum_normalize, cfg.loss_reduction)
+
+        model = self._fwd_model
+        loss_log = torch.zeros((), device=self.device)
+        for m, batch in enumerate(window):
+            labels = batch["labels"].to(self.device, non_blocking=self.device.type == "cuda")
+            with D.no_sync(model, skip=m < A - 1):
+                with autocast(self.device, self.dtype):
+                    out = model(**self._forward_kwargs(batch), labels=labels, loss_reduction=reduction)
+                objective, part = self._window_losses(out, labels, counts_dev)
+                if self.scaler is not None:
+                    self.scaler.scale(objective).backward()
+                else:
+                    objective.backward()
+            loss_log += part
+        if self.dist.enabled:
+            D.all_reduce_sum(loss_log)
+
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        layer_norms = layer_grad_norms(self.model) if cfg.track_layer_grad_norms else None
+        if cfg.clip_enabled:
+            norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        else:
+            norm = grad_norm(params)
+        loss_value, norm_value = float(loss_log), float(norm)          # the step's one host sync
+        lr = cfg.lr_at(self.step)
+        if not math.isfinite(loss_value):
+            self._diverged("loss", loss_value, lr)
+        if not math.isfinite(norm_value) and self.scaler is None:       # fp16: the scaler skips the step
+            self._diverged("grad norm", norm_value, lr)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        self.samples_consumed += self.global_batch_size
+        return {"loss": loss_value, "lr": lr, "grad_norm": norm_value, "tokens": int(counts[0]),
+                "clipped": cfg.clip_enabled and norm_value > cfg.grad_clip, "layer_norms": layer_norms}
+
+    def _diverged(self, what: str, value: float, lr: float) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        last = self._last_saved or (latest_checkpoint(self.out_dir) if self.out_dir else None)
+        raise TrainingDiverged(self.step + 1, what, value, lr, last)
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def evaluate(self, max_batches: Optional[int] = None) -> float:
+        """Token-mean loss on ``eval_data`` (the first ``max_batches`` global batches, in order)."""
+        if self.eval_data is None:
+            raise ValueError("evaluate() needs eval_data; pass it to Trainer(...)")
+        cfg, W, r = self.config, self.dist.world_size, self.dist.rank
+        max_batches = cfg.eval_batches if max_batches is None else max_batches
+        n, B = len(self.eval_data), cfg.batch_size
+        was_training = self.model.training
+        self.model.eval()
+        total = torch.zeros(2, dtype=torch.float64, device=self.device)
+        try:
+            for j in range(max_batches):
+                start = (j * W + r) * B
+                if j * W * B >= n:
+                    break
+                idx = list(range(start, min(start + B, n)))
+                if idx:
+                    batch = self.eval_collate_fn([self.eval_data[i] for i in idx])
+                    labels = batch["labels"].to(self.device)
+                    with autocast(self.device, self.dtype):
+                        out = self.model(**self._forward_kwargs(batch), labels=labels, loss_reduction="sum")
+                    ce = out.loss if out.aux_loss is None else out.loss - out.aux_loss
+                    total[0] += ce.double()
+                    total[1] += (labels != IGNORE_INDEX).sum()
+        finally:
+            self.model.train(was_training)
+        D.all_reduce_sum(total)
+        return float(total[0] / total[1].clamp(min=1))
+
+    # ------------------------------------------------------------------ checkpoints
+    def _rng_tensors(self) -> Dict[str, torch.Tensor]:
+        """Every process's RNG states as uint8 tensors (a collective call under DDP)."""
+        states = {"cpu": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            states["cuda"] = torch.cuda.get_rng_state(self.device)
+        out = {}
+        for name, t in states.items():
+            moved = t.to(self.device) if self.device.type == "cuda" and self.dist.enabled else t
+            for rank, s in enumerate(D.all_gather_tensors(moved)):
+                out[f"rng.{name}.rank{rank}"] = s.to("cpu", torch.uint8).contiguous()
+        return out
+
+    def save_checkpoint(self, path: Optional[Union[str, os.PathLike]] = None) -> Optional[Path]:
+        """Write a resumable checkpoint (default ``<out_dir>/step_<N>``) atomically; rank 0 writes.
+
+        Under DDP every process must call this (the RNG states are gathered). Returns the folder.
+        """
+        from safetensors.torch import save_file
+
+        from . import __version__
+        from .checkpoint import atomic_write_dir, write_model_files, _dumps
+
+        if path is None:
+            if self.out_dir is None:
+                raise ValueError("save_checkpoint() needs a path or TrainConfig.out_dir")
+            path = self.out_dir / f"step_{self.step}"
+        path = Path(path)
+        rng = self._rng_tensors()
+        if self.dist.is_main:
+            tensors, opt_meta = _optimizer_tensors(self.optimizer)
+            tensors.update(rng)
+            state = {
+                "format": "course_lib.train_state", "format_version": 1, "course_lib_version": __version__,
+                "step": self.step, "samples_consumed": self.samples_consumed,
+                "epoch": self.samples_consumed // self.stream.size, "dataset_size": self.stream.size,
+                "data_seed": self.config.seed, "shuffle": self.config.shuffle,
+                "world_size": self.dist.world_size, "global_batch_size": self.global_batch_size,
+                "train_config": self.config.to_dict(), "optimizer": opt_meta,
+                "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+                "history": self.history.to_dict(),
+            }
+            meta = {"format_version": 1, "course_lib_version": __version__, "step": self.step,
+                    "loss": self.history.final_loss, "eval_loss": self.history.final_eval_loss,
+                    "tokens": self.history.tokens[-1] if self.history.tokens else 0,
+                    "num_parameters": sum(p.numel() for p in self.model.parameters()), **self.metadata}
+            state_text, meta_text = _dumps(state, "train state"), _dumps(meta, "checkpoint metadata")
+            with atomic_write_dir(path) as tmp:
+                write_model_files(self.model, tmp)
+                save_file(tensors, str(tmp / TRAIN_STATE_TENSORS))
+                (tmp / TRAIN_STATE_JSON).write_text(state_text + "\n", encoding="utf-8")
+                (tmp / "metadata.json").write_text(meta_text + "\n", encoding="utf-8")
+                if self.tokenizer is not None and hasattr(self.tokenizer, "save"):
+                    self.tokenizer.save(tmp)
+            self._prune()
+        D.barrier()
+        self._last_saved = path
+        self.history.checkpoint = str(path)
+        return path
+
+    def _prune(self) -> None:
+        keep = self.config.keep_last_checkpoints
+        if keep is None or self.out_dir is None:
+            return
+        for old in list_checkpoints(self.out_dir)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def resume(self, checkpoint: Union[str, os.PathLike] = "latest") -> Path:
+        """Load model, optimizer, RNG, stream position and history from a ``step_<N>`` folder.
+
+        ``"latest"``: the newest checkpoint under ``out_dir``; a run folder: its newest checkpoint.
+        A checkpoint of a different model config raises ``ValueError`` listing the differences.
+        """
+        from safetensors import safe_open
+
+        from .checkpoint import load_state_into, read_config, read_json
+
+        if checkpoint == "latest":
+            if self.out_dir is None:
+                raise ValueError("resume='latest' needs TrainConfig.out_dir")
+            newest = latest_checkpoint(self.out_dir)
+            if newest is None:
+                raise FileNotFoundError(f"resume='latest': no step_<N> checkpoint under {str(self.out_dir)!r}")
+            checkpoint = newest
+        path = resolve_checkpoint(checkpoint, need_train_state=True)
+        state = read_json(path / TRAIN_STATE_JSON, "train state")
+        if state.get("format") != "course_lib.train_state":
+            raise ValueError(f"{str(path / TRAIN_STATE_JSON)!r} is not a course_lib train state")
+        mcfg = getattr(self.model, "config", None)
+        if mcfg is not None and hasattr(mcfg, "to_dict"):
+            saved = read_config(path)
+            diff = [f"{k}: checkpoint {v!r} vs model {mcfg.to_dict().get(k)!r}"
+                    for k, v in saved.to_dict().items() if mcfg.to_dict().get(k) != v]
+            if diff:
+                raise ValueError(f"cannot resume from {str(path)!r}: it was trained with another model config "
+                                 f"({'; '.join(diff)})")
+        load_state_into(self.model, path)
+        try:
+            with safe_open(str(path / TRAIN_STATE_TENSORS), framework="pt", device="cpu") as f:
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{str(path / TRAIN_STATE_TENSORS)!r} is missing: the checkpoint is incomplete") from None
+        except Exception as e:
+            raise ValueError(f"{str(path / TRAIN_STATE_TENSORS)!r} is corrupt ({type(e).__name__}: {e})") from None
+        _load_optimizer(self.optimizer, tensors, state["optimizer"], path)
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self._load_rng(tensors, state.get("world_size", 1))
+        if state.get("dataset_size") != self.stream.size:
+            warnings.warn(f"resuming from {path}: the dataset has {self.stream.size} samples but the checkpoint "
+                          f"was trained on {state.get('dataset_size')}; the sample order will differ", stacklevel=2)
+        self.step = int(state["step"])
+        self.samples_consumed = int(state["samples_consumed"])
+        self.history = TrainHistory.from_dict(state["history"])
+        self._last_saved = path
+        return path
+
+    def _load_rng(self, tensors: Dict[str, torch.Tensor], saved_world: int) -> None:
+        rank = self.dist.rank if saved_world == self.dist.world_size else 0
+        cpu = tensors.get(f"rng.cpu.rank{rank}")
+        if cpu is not None:
+            torch.set_rng_state(cpu)
+        cuda = tensors.get(f"rng.cuda.rank{rank}")
+        if cuda is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(cuda, self.device)
+
+    # ------------------------------------------------------------------ the loop
+    def _prepare(self) -> None:
+        if self._fwd_model is None:
+            model = D.wrap(self.model, self.device)
+            if self.config.compile:
+                model = torch.compile(model)
+            self._fwd_model = model
+
+    def fit(self, resume: Optional[Union[str, os.PathLike]] = None) -> TrainHistory:
+        """Train until ``config.max_steps`` updates; returns the :class:`TrainHistory`.
+
+        ``resume``: None (start, or continue this trainer where it stopped), ``"latest"`` (newest
+        checkpoint under ``out_dir``) or a checkpoint path. Ctrl-C finishes the current step, saves a
+        checkpoint when ``out_dir`` is set and returns; :class:`TrainingDiverged` is raised on a
+        NaN/inf loss or gradient.
+        """
+        cfg = self.config
+        if resume is not None:
+            self.resume(resume)
+        elif self.step == 0:
+            torch.manual_seed(cfg.seed + self.dist.rank)      # dropout; the sample order has its own seed
+        self._prepare()
+        self.history.interrupted = False
+        self.model.train()
+        display = _Display(cfg, self, enabled=self.dist.is_main)
+        t_offset = self.history.time[-1] if self.history.time else 0.0
+        t0 = time.perf_counter()
+        tokens = self.history.tokens[-1] if self.history.tokens else 0
+        check_inputs = getattr(self.model, "check_inputs", None)
+        try:
+            with _GracefulInterrupt(self, enabled=not self.dist.enabled) as interrupt:
+                while self.step < cfg.max_steps:
+                    stats = self._train_step()
+                    if check_inputs and self.device.type == "cuda":
+                        self.model.check_inputs = False      # checked once; afterwards avoid a host sync per call
+                    tokens += stats["tokens"]
+                    h = self.history
+                    h.step.append(self.step), h.loss.append(stats["loss"]), h.lr.append(stats["lr"])
+                    h.grad_norm.append(stats["grad_norm"]), h.clipped.append(bool(stats["clipped"]))
+                    h.tokens.append(tokens), h.time.append(t_offset + time.perf_counter() - t0)
+                    if stats["layer_norms"] is not None:
+                        h.layer_grad_norms.append(stats["layer_norms"])
+                    if self.eval_data is not None and cfg.eval_every and self.step % cfg.eval_every == 0:
+                        h.eval_step.append(self.step), h.eval_loss.append(self.evaluate())
+                    display.update(self.step, stats)
+                    if self.out_dir is not None and cfg.save_every and self.step % cfg.save_every == 0:
+                        self.save_checkpoint()
+                    if interrupt.requested:
+                        raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            self._on_interrupt(display)
+            return self.history
+        finally:
+            if check_inputs is not None:
+                self.model.check_inputs = check_inputs
+            display.close()
+        if self.eval_data is not None and (not self.history.eval_step or self.history.eval_step[-1] != self.step):
+            self.history.eval_step.append(self.step), self.history.eval_loss.append(self.evaluate())
+            display.log(f"step {self.step}: eval loss {self.history.eval_loss[-1]:.4f}")
+        if self.out_dir is not None and (self._last_saved is None or self._last_saved.name != f"step_{self.step}"):
+            self.save_checkpoint()
+        return self.history
+
+    def _on_interrupt(self, display: "_Display") -> None:
+        """Drop a half-accumulated window, save the last completed step, keep the model usable."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.history.interrupted = True
+        msg = f"interrupted after step {self.step}"
+        if self.out_dir is not None and self.step > 0:
+            done = self._last_saved is not None and self._last_saved.name == f"step_{self.step}"
+            path = self._last_saved if done else self.save_checkpoint()
+            msg += f"; saved {path} (resume with resume='latest' or --resume)"
+        display.log(msg)
+
+
+# ============================================================================ optimizer state <-> safetensors
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> Tuple[Dict[str, torch.Tensor], dict]:
+    """Flatten ``optimizer.state_dict()``: tensors under ``optim.<param>.<key>``, the rest as JSON."""
+    sd = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            if isinstance(v, torch.Tensor):
+                tensors[f"optim.{pid}.{k}"] = v.detach().to("cpu").contiguous().clone()
+            else:
+                scalars[f"{pid}.{k}"] = v
+    groups = [{k: v for k, v in g.items() if k != "params"} | {"num_params": len(g["params"])}
+              for g in sd["param_groups"]]
+    return tensors, {"class": type(optimizer).__name__, "param_groups": groups, "scalars": scalars}
+
+
+def _load_optimizer(optimizer: torch.optim.Optimizer, tensors: Dict[str, torch.Tensor], meta: dict, path: Path) -> None:
+    """Rebuild the optimizer state from ``_optimizer_tensors`` output (hyper-parameters from the current config)."""
+    if meta.get("class") != type(optimizer).__name__:
+        raise ValueError(f"cannot resume from {str(path)!r}: it was trained with {meta.get('class')}, "
+                         f"this run uses {type(optimizer).__name__} (TrainConfig.optimizer)")
+    current = optimizer.state_dict()
+    sizes = [g["num_params"] for g in meta["param_groups"]]
+    if sizes != [len(g["params"]) for g in current["param_groups"]]:
+        raise ValueError(f"cannot resume from {str(path)!r}: its optimizer groups hold {sizes} parameters, "
+                         f"this model's {[len(g['params']) for g in current['param_groups']]}")
+    state: Dict[int, Dict[str, Any]] = {}
+    for name, t in tensors.items():
+        if name.startswith("optim."):
+            _, pid, key = name.split(".", 2)
+            state.setdefault(int(pid), {})[key] = t
+    for name, v in meta.get("scalars", {}).items():
+        pid, key = name.split(".", 1)
+        state.setdefault(int(pid), {})[key] = v
+    optimizer.load_state_dict({"state": state, "param_groups": current["param_groups"]})
+
+
+# ============================================================================ display
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+class _Display:
+    """Progress bar (tqdm.auto), log lines and an optional live loss plot; silent off rank 0."""
+
+    def __init__(self, config: TrainConfig, trainer: Trainer, enabled: bool = True):
+        self.cfg, self.trainer, self.enabled = config, trainer, enabled
+        self.notebook = _in_notebook()
+        self.bar = None
+        want_bar = config.progress is True or (config.progress == "auto" and (self.notebook or sys.stderr.isatty()))
+        if enabled and want_bar:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=config.max_steps, initial=trainer.step, desc="train", unit="step",
+                            dynamic_ncols=True, leave=True)
+        self.plot = _LivePlot(config.plot_every) if enabled and self.notebook and config.live_plot else None
+
+    def log(self, line: str) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None and not self.notebook:
+            self.bar.write(line)
+        elif self.bar is None:
+            print(line, flush=True)
+
+    def update(self, step: int, stats: Dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.update(1)
+            if step % max(1, min(self.cfg.log_every or 10, 10)) == 0 or step == self.cfg.max_steps:
+                self.bar.set_postfix(loss=f"{stats['loss']:.4f}", lr=f"{stats['lr']:.2e}", refresh=False)
+        if self.cfg.log_every and (step % self.cfg.log_every == 0 or step == self.cfg.max_steps):
+            h = self.trainer.history
+            line = (f"step {step:>6}/{self.cfg.max_steps} | loss {stats['loss']:.4f} | lr {stats['lr']:.2e} | "
+                    f"grad norm {stats['grad_norm']:.3f}{' (clipped)' if stats['clipped'] else ''} | "
+                    f"{h.tokens_per_second():,.0f} tok/s")
+            if h.eval_step and h.eval_step[-1] == step:
+                line += f" | eval {h.eval_loss[-1]:.4f}"
+            if not self.notebook:
+                self.log(line)
+        if self.plot is not None:
+            self.plot.update(self.trainer.history, final=step == self.cfg.max_steps)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.plot is not None:
+            self.plot.update(self.trainer.history, final=True)
+
+
+class _LivePlot:
+    """A loss plot in a notebook that is redrawn in place every ``every`` steps (no-op headless)."""
+
+    def __init__(self, every: int):
+        self.every, self.handle = every, None
+
+    def update(self, history: TrainHistory, final: bool = False) -> None:
+        if not history.step or (history.step[-1] % self.every and not final):
+            return
+        try:
+            import matplotlib.pyplot as plt
+            from IPython.display import display
+        except ImportError:
+            return
+        fig, ax = plt.subplots(figsize=(7, 3.2))
+        history.plot(ax=ax, show_lr=False)
+        if self.handle is None:
+            self.handle = display(fig, display_id=True)
+        else:
+            self.handle.update(fig)
+        plt.close(fig)
+
+
+class _GracefulInterrupt:
+    """The first Ctrl-C (SIGINT, also a notebook's interrupt button) asks the loop to stop after the
+    current step, so the model is never left half-updated; a second Ctrl-C interrupts at once.
+    Only in the main thread of a single process (under DDP every rank must stop at the same step)."""
+
+    def __init__(self, trainer: Trainer, enabled: bool = True):
+        self.trainer, self.requested, self._previous = trainer, False, None
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+
+    def _handler(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print(f"\ninterrupt: stopping after step {self.trainer.step + 1} (press again to stop at once)",
+              file=sys.stderr, flush=True)
+
+    def __enter__(self) -> "_GracefulInterrupt":
+        if self.enabled:
+            try:
+                self._previous = signal.signal(signal.SIGINT, self._handler)
+            except ValueError:          # not allowed here (e.g. some embedded interpreters)
+                self.enabled = False
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.enabled and self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+__all__ = ["TrainConfig", "Trainer", "TrainHistory", "TrainingDiverged", "SampleStream", "param_groups",
+           "build_optimizer", "grad_norm", "layer_grad_norms", "list_checkpoints", "latest_checkpoint",
+           "resolve_checkpoint", "OPTIMIZERS", "LOSS_REDUCTIONS", "ACCUM_NORMALIZE"]
