@@ -225,10 +225,10 @@ class Transformer(nn.Module):
             extrapolation experiments; not possible with learned positions).
         """
         c = self.config
-        past = kv_cache.length if kv_cache is not None else 0
         if self.check_inputs and not torch.compiler.is_compiling():
             self._check(input_ids, labels, attention_mask, position_ids, kv_cache, loss_reduction, head_mask,
                         allow_longer)
+        past = kv_cache.length if kv_cache is not None else 0
         B, T = input_ids.shape
         S = past + T
 
