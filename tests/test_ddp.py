@@ -1,0 +1,80 @@
+"""Data parallelism: 2 gloo processes x batch 2 reach the weights of 1 process x batch 4."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from course_lib.config import ModelConfig
+from course_lib.model import Transformer
+from course_lib.train import TrainConfig, Trainer
+
+WORKER = textwrap.dedent('''
+    import sys, torch
+    from safetensors.torch import save_file
+    sys.path.insert(0, {tests!r})
+    from test_ddp import make_data, make_model, make_config
+    from course_lib import distributed as D
+
+    D.setup("cpu")
+    model = make_model()
+    trainer = __import__("course_lib.train", fromlist=["Trainer"]).Trainer(
+        model, make_data(), make_config(batch_size=2, out_dir={out!r}))
+    history = trainer.fit()
+    if D.info().is_main:
+        save_file({{k: v.contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}},
+                  {weights!r})
+        with open({losses!r}, "w") as f:
+            f.write(repr(history.loss))
+    D.cleanup()
+''')
+
+
+def make_data(n=32, seed=3):
+    """Variable-length sequences with masked prefixes: the global token count matters."""
+    g = torch.Generator().manual_seed(seed)
+    items = []
+    for _ in range(n):
+        t = int(torch.randint(4, 32, (1,), generator=g))
+        ids = torch.randint(3, 256, (t + 1,), generator=g)
+        labels = ids[1:].clone()
+        labels[: t // 2] = -100
+        items.append({"input_ids": ids[:-1], "labels": labels, "attention_mask": torch.ones(t, dtype=torch.long)})
+    return items
+
+
+def make_model():
+    torch.manual_seed(0)
+    return Transformer(ModelConfig.nano())
+
+
+def make_config(batch_size, out_dir=None):
+    return TrainConfig(batch_size=batch_size, grad_accum_steps=2, max_steps=4, lr=0.3, optimizer="sgd",
+                       momentum=0.9, grad_clip=1.0, device="cpu", dtype="float32", progress=False,
+                       log_every=0, out_dir=out_dir, save_every=2, seed=7)
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_equal_one_process_with_double_batch(tmp_path):
+    script = tmp_path / "worker.py"
+    weights, losses = tmp_path / "ddp.safetensors", tmp_path / "losses.txt"
+    script.write_text(WORKER.format(tests=os.path.dirname(__file__), out=str(tmp_path / "run"),
+                                    weights=str(weights), losses=str(losses)))
+    env = dict(os.environ, OMP_NUM_THREADS="1", COURSE_DEVICE="cpu")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(script)], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    single = make_model()
+    history = Trainer(single, make_data(), make_config(batch_size=4)).fit()
+
+    from safetensors.torch import load_file
+    ddp = load_file(str(weights))
+    for name, p in single.state_dict().items():
+        if name in ddp:
+            torch.testing.assert_close(ddp[name], p, rtol=0, atol=2e-6, msg=name)
+    assert eval(losses.read_text()) == pytest.approx(history.loss, abs=1e-5)
+    # rank 0 alone wrote the checkpoints
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["step_2", "step_4"]
