@@ -187,7 +187,7 @@ def _strip_pos_tags(line: str) -> str:
 
 
 def _parse_peoples_daily(path: Path) -> tuple[str, ...]:
-    lines = [_strip_pos_tags(l) for l in path.read_text(encoding="utf-8").splitlines()]
+    lines = [_strip_pos_tags(raw) for raw in path.read_text(encoding="utf-8").splitlines()]
     docs: list[list[str]] = []
     in_body = False
     for line in lines:
@@ -205,7 +205,7 @@ def _parse_peoples_daily(path: Path) -> tuple[str, ...]:
 
 def _parse_reviews(pos_path: Path, neg_path: Path) -> tuple[str, ...]:
     def lines(p: Path) -> list[str]:
-        return [l.strip() for l in p.read_text(encoding="utf-8").splitlines() if l.strip()]
+        return [s.strip() for s in p.read_text(encoding="utf-8").splitlines() if s.strip()]
 
     pos, neg = lines(pos_path), lines(neg_path)
     # Interleave so that any prefix (``max_chars``) holds both polarities, then drop exact
@@ -326,7 +326,7 @@ def read_text_file(path: str | os.PathLike, split: str = "blank_line") -> list[s
     if split == "none":
         docs = [text.strip("\n")]
     elif split == "line":
-        docs = [l.rstrip() for l in text.split("\n")]
+        docs = [line.rstrip() for line in text.split("\n")]
     else:
         docs = [block.strip("\n") for block in re.split(r"\n[ \t]*\n", text)]
     return [d for d in docs if d.strip()]
