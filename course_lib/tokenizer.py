@@ -9,6 +9,8 @@ Three tokenizers share one interface (``encode``, ``encode_batch``, ``decode``, 
 * ``CharTokenizer``: one id per character seen in the training texts (smallest demos).
 * ``ByteTokenizer``: one id per UTF-8 byte, a fixed vocabulary of 3 + 256 (no training).
 
+Each has ``save(directory)``; ``load_tokenizer(directory)`` gives back the same kind.
+
 Special tokens, as in MiniMind (ids 0, 1, 2 in every tokenizer here):
 
     0 <|endoftext|>  padding and unknown   (pad_id = unk_id = 0)
@@ -142,6 +144,22 @@ class _TokenizerBase:
             if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < self.vocab_size:
                 raise ValueError(f"ids[{i}]={t!r} is not a token id in [0, {self.vocab_size})")
         return ids
+
+    # char/byte tokenizers save themselves as one small JSON file (BPE overrides ``save``)
+    SIMPLE_FILE = "simple_tokenizer.json"
+
+    def _simple_state(self) -> dict:
+        raise NotImplementedError
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write ``simple_tokenizer.json`` to ``directory``; ``load_tokenizer`` reads it back."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        state = {"type": type(self).__name__, "special_tokens": list(self.special_tokens),
+                 **self._simple_state()}
+        with open(d / self.SIMPLE_FILE, "w", encoding="utf-8") as f:
+            json.dump(state, f, ensure_ascii=False)
+        return d
 
     def _split_specials(self, text: str) -> list[str]:
         """Text split so that each special-token string is its own piece."""
@@ -304,18 +322,37 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 6400,
     return BPETokenizer(tok, special_tokens)
 
 
-def load_tokenizer(path: str | os.PathLike) -> BPETokenizer:
-    """Load a ``BPETokenizer`` from a folder written by ``save`` (or any folder with a
-    ``tokenizer.json``) or from a ``tokenizer.json`` file itself.
+def _load_simple(file: Path):
+    try:
+        with open(file, encoding="utf-8") as f:
+            state = json.load(f)
+        kind, specials = state["type"], state["special_tokens"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{file}: not a saved CharTokenizer/ByteTokenizer ({e})") from None
+    if kind == "CharTokenizer":
+        return CharTokenizer(state.get("chars", []), specials)
+    if kind == "ByteTokenizer":
+        return ByteTokenizer(specials)
+    raise ValueError(f"{file}: unknown tokenizer type {kind!r}")
 
-    Special-token names come from ``tokenizer_config.json`` when present (else the defaults).
+
+def load_tokenizer(path: str | os.PathLike):
+    """Load a tokenizer saved with ``save``: a folder (or file) holding ``tokenizer.json`` gives a
+    ``BPETokenizer`` (any HF ``tokenizers`` byte-level file with the special tokens at ids 0-2
+    works); ``simple_tokenizer.json`` gives the ``CharTokenizer`` or ``ByteTokenizer`` saved there.
+
+    BPE special-token names come from ``tokenizer_config.json`` when present (else the defaults).
     """
     from tokenizers import Tokenizer
 
     p = Path(path)
+    if p.is_dir() and not (p / "tokenizer.json").is_file() and (p / _TokenizerBase.SIMPLE_FILE).is_file():
+        return _load_simple(p / _TokenizerBase.SIMPLE_FILE)
+    if p.is_file() and p.name == _TokenizerBase.SIMPLE_FILE:
+        return _load_simple(p)
     file = p / "tokenizer.json" if p.is_dir() else p
     if not file.is_file():
-        raise FileNotFoundError(f"no tokenizer file at {file}")
+        raise FileNotFoundError(f"no tokenizer file at {file} (nor {_TokenizerBase.SIMPLE_FILE})")
     try:
         backend = Tokenizer.from_file(str(file))
     except Exception as e:  # tokenizers raises a bare Exception on bad JSON
@@ -379,6 +416,9 @@ class CharTokenizer(_TokenizerBase):
     def chars(self) -> list[str]:
         return self._itos[len(self.special_tokens):]
 
+    def _simple_state(self) -> dict:
+        return {"chars": self.chars}
+
     def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
         if not isinstance(text, str):
             raise ValueError(f"text must be a str, got {type(text).__name__}")
@@ -420,6 +460,9 @@ class ByteTokenizer(_TokenizerBase):
     @property
     def vocab_size(self) -> int:
         return self._offset + 256
+
+    def _simple_state(self) -> dict:
+        return {}
 
     def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
         if not isinstance(text, str):

@@ -147,3 +147,17 @@ def test_byte_tokenizer():
 def test_template_constant_is_jinja():
     assert "messages" in CHAT_TEMPLATE and "add_generation_prompt" in CHAT_TEMPLATE
     assert isinstance(BPETokenizer.__doc__, str)
+
+
+def test_char_and_byte_tokenizers_save_and_load(tmp_path):
+    ct = CharTokenizer.from_texts(["今天天气好", "hello"])
+    ct.save(tmp_path / "char")
+    back = load_tokenizer(tmp_path / "char")
+    assert isinstance(back, CharTokenizer) and back.chars == ct.chars
+    assert back.encode("天气hello") == ct.encode("天气hello")
+    ByteTokenizer().save(tmp_path / "byte")
+    assert isinstance(load_tokenizer(tmp_path / "byte" / "simple_tokenizer.json"), ByteTokenizer)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "simple_tokenizer.json").write_text('{"type": "Word"}', encoding="utf-8")
+    with pytest.raises(ValueError, match="simple_tokenizer.json"):
+        load_tokenizer(tmp_path / "bad")
