@@ -1,0 +1,141 @@
+"""Measurements on a model's attention: what its scores, weights and gradients look like.
+
+Where ``attention_math`` holds the mathematics (functions of tensors), this module holds the
+instruments that run a ``Transformer`` on a batch and report what happened inside: per-layer score
+statistics, attention entropy, symmetry of the score matrix, gradient norms of named projections,
+accuracy on a synthetic task. It also provides :func:`attention_normalizer`, a context manager that
+swaps the softmax of the explicit attention path for another normaliser (hard argmax,
+straight-through, Gumbel, uniform), so soft and hard lookups can be trained in the same model.
+
+All functions leave the model's training mode and gradients as they found them.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+from typing import Dict, Iterator, List, Optional
+
+import torch
+
+from . import attention_math as am
+
+Tensor = torch.Tensor
+
+
+@contextlib.contextmanager
+def _eval_mode(model):
+    was = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was)
+
+
+def capture(model, input_ids: Tensor) -> dict:
+    """Run ``model(input_ids, capture=True)`` without gradients in eval mode; return ``captured``
+    (lists over layers of "scores", "weights", "head_outputs"; "hidden_states")."""
+    with _eval_mode(model), torch.no_grad():
+        return model(input_ids, capture=True).captured
+
+
+def score_stats(model, input_ids: Tensor) -> List[dict]:
+    """Per-layer statistics of the raw dot products q·k (see ``attention_math.raw_score_stats``)."""
+    return am.raw_score_stats(capture(model, input_ids)["scores"], model.config.resolved_attn_scale)
+
+
+def attention_entropy_by_layer(model, input_ids: Tensor, normalized: bool = True, skip_first: int = 1) -> List[float]:
+    """Mean attention entropy per layer (normalised: 1 = uniform, 0 = one-hot), ignoring the first
+    ``skip_first`` query rows (under a causal mask they see too few keys to mean anything)."""
+    cap = capture(model, input_ids)
+    causal = model.config.causal
+    return [float(am.attention_entropy(w, causal=causal, normalized=normalized)[..., skip_first:].mean())
+            for w in cap["weights"]]
+
+
+def param_grad_norms(model, input_ids: Tensor, labels: Tensor, pattern: str = r"q_proj") -> Dict[str, float]:
+    """Gradient norm of every parameter whose name matches ``pattern`` (a regular expression) for
+    the loss on one batch. Existing ``.grad`` values are restored afterwards."""
+    saved = {n: (None if p.grad is None else p.grad.clone()) for n, p in model.named_parameters()}
+    try:
+        model.zero_grad(set_to_none=True)
+        with _eval_mode(model):
+            model(input_ids, labels=labels).loss.backward()
+        rx = re.compile(pattern)
+        # a matching parameter that received no gradient at all (e.g. behind an argmax) reports 0
+        return {n: (0.0 if p.grad is None else float(p.grad.norm())) for n, p in model.named_parameters()
+                if rx.search(n) and p.requires_grad}
+    finally:
+        for n, p in model.named_parameters():
+            p.grad = saved[n]
+
+
+def total_norm(norms: Dict[str, float]) -> float:
+    """sqrt of the sum of squares of a dict of norms (e.g. from :func:`param_grad_norms`)."""
+    return math.sqrt(sum(v * v for v in norms.values()))
+
+
+def task_accuracy(model, task, max_batch: int = 512) -> float:
+    """Greedy answer accuracy of ``model`` on a ``SyntheticTask`` (fraction of answer tokens right)."""
+    from .synthetic import answer_accuracy
+
+    right, total = 0.0, 0
+    with _eval_mode(model), torch.no_grad():
+        for i in range(0, len(task), max_batch):
+            x, y = task.input_ids[i:i + max_batch], task.labels[i:i + max_batch]
+            acc = answer_accuracy(model(x.to(model.device)).logits.cpu(), y)
+            n = int((y != -100).sum())
+            right += acc["token_accuracy"] * n
+            total += n
+    return right / max(total, 1)
+
+
+def task_loss(model, task, max_batch: int = 512) -> float:
+    """Token-mean loss of ``model`` on the labelled positions of a ``SyntheticTask``."""
+    tot, n = 0.0, 0
+    with _eval_mode(model), torch.no_grad():
+        for i in range(0, len(task), max_batch):
+            x, y = task.input_ids[i:i + max_batch], task.labels[i:i + max_batch]
+            out = model(x.to(model.device), labels=y.to(model.device), loss_reduction="sum")
+            tot += float(out.loss)
+            n += int((y != -100).sum())
+    return tot / max(n, 1)
+
+
+# ----------------------------------------------------------------------------- swapping the softmax
+@contextlib.contextmanager
+def attention_normalizer(normalizer: str = "softmax", tau: float = 1.0,
+                         generator: Optional[torch.Generator] = None) -> Iterator[None]:
+    """Within the block, the explicit ("naive") attention path normalises its scores with
+    ``normalizer`` (one of ``attention_math.NORMALIZERS``) instead of the softmax.
+
+    Use it with ``ModelConfig(attn_impl="naive")`` (or ``capture=True``, which takes that path):
+    "hard" (argmax: no gradient reaches W_q or W_k), "straight_through" (argmax forward, softmax
+    gradient backward), "gumbel" / "gumbel_hard" (temperature ``tau``), "uniform" (equal weights on
+    every visible key). Masked keys stay masked. The model's own code is unchanged; the swap is
+    undone on exit, even after an error.
+    """
+    from . import attention as A
+
+    if normalizer not in am.NORMALIZERS:
+        raise ValueError(f"normalizer={normalizer!r} must be one of {am.NORMALIZERS}")
+    original = A.naive_attention
+
+    def naive_with_normalizer(q, k, v, mask=None, bias=None, scale=1.0, mask_fill="-inf", dropout_p=0.0):
+        scores = A._scores(q, k, scale)
+        if bias is not None:
+            scores = scores + bias
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        if normalizer == "uniform":
+            weights = torch.softmax(torch.where(torch.isfinite(scores), torch.zeros_like(scores), scores), -1)
+        else:
+            weights = am.normalize_scores(scores, normalizer, causal=False, tau=tau, generator=generator)
+        return A._weighted_values(weights, v).to(q.dtype), scores, weights
+
+    A.naive_attention = naive_with_normalizer
+    try:
+        yield
+    finally:
+        A.naive_attention = original
