@@ -173,19 +173,20 @@ def _tokenize_documents(texts, tokenizer, what: str = "texts") -> list[list[int]
     return docs
 
 
-def _flatten(seqs: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Many id lists -> one flat int32 tensor and int64 offsets (``offsets[i]:offsets[i+1]``)."""
-    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
-    offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    flat = np.fromiter(itertools.chain.from_iterable(seqs), dtype=np.int32, count=int(offsets[-1]))
-    return torch.from_numpy(flat), torch.from_numpy(offsets)
-
-
-def _wrap_bos_eos(docs: list[list[int]], bos: int | None, eos: int | None) -> list[list[int]]:
+def _flatten(seqs: Sequence[Sequence[int]], bos: int | None = None,
+             eos: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Many id lists -> one flat int32 tensor and int64 offsets (``offsets[i]:offsets[i+1]``),
+    with ``bos``/``eos`` (when given) around each sequence, without copying the lists."""
     head = [bos] if bos is not None else []
     tail = [eos] if eos is not None else []
-    return [head + d + tail for d in docs]
+    extra = len(head) + len(tail)
+    lengths = np.fromiter((len(s) + extra for s in seqs), dtype=np.int64, count=len(seqs))
+    offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    pieces = itertools.chain.from_iterable((head, s, tail) for s in seqs)
+    flat = np.fromiter(itertools.chain.from_iterable(pieces), dtype=np.int32,
+                       count=int(offsets[-1]))
+    return torch.from_numpy(flat), torch.from_numpy(offsets)
 
 
 # --------------------------------------------------------------------------------------------
@@ -221,15 +222,14 @@ class PretrainDataset(Dataset):
         self.pad_to_max = pad_to_max
         self.pad_id = tokenizer.pad_id if tokenizer is not None else PAD_ID
         docs = _tokenize_documents(texts, tokenizer)
-        docs = _wrap_bos_eos(docs, tokenizer.bos_id if add_bos else None,
-                             tokenizer.eos_id if add_eos else None)
-        self.tokens, self.offsets = _flatten(docs)
+        self.tokens, self.offsets = _flatten(docs, tokenizer.bos_id if add_bos else None,
+                                             tokenizer.eos_id if add_eos else None)
+        del docs  # the flat copy is all we keep
 
         starts, lengths, doc_of_window = [], [], []
         window = max_len + 1
-        for i, d in enumerate(docs):
-            n = len(d)
-            begin = int(self.offsets[i])
+        doc_lengths = (self.offsets[1:] - self.offsets[:-1]).tolist()
+        for i, (begin, n) in enumerate(zip(self.offsets[:-1].tolist(), doc_lengths)):
             if n < 2:  # nothing to predict (an empty document without BOS/EOS)
                 continue
             if n <= window:
@@ -317,8 +317,8 @@ class PackedDataset(Dataset):
         self.boundary = boundary
         self.pad_id = tokenizer.pad_id
         docs = _tokenize_documents(texts, tokenizer)
-        docs = _wrap_bos_eos(docs, tokenizer.bos_id if add_bos else None, tokenizer.eos_id)
-        tokens, offsets = _flatten(docs)
+        tokens, offsets = _flatten(docs, tokenizer.bos_id if add_bos else None, tokenizer.eos_id)
+        del docs
         self._set_stream(tokens, offsets, drop_last)
 
     @classmethod
