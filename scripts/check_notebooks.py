@@ -8,6 +8,7 @@ kernel and language info, timing metadata).
 
     python scripts/check_notebooks.py           # check; exit 1 listing every problem
     python scripts/check_notebooks.py --write   # regenerate every .ipynb from its .py
+    python scripts/check_notebooks.py --write 03 04   # only these
 
 Coverage: every question id that ``questions.md`` §8 assigns to a notebook must appear verbatim in that
 notebook's ``.py``. The catalog is looked up at ``../shared/course/questions.md`` (relative to the repo
@@ -180,10 +181,13 @@ def check(nb_dir: Path, catalog: dict[str, dict] | None) -> list[str]:
     return problems
 
 
-def write_all(nb_dir: Path) -> list[Path]:
+def write_all(nb_dir: Path, only: list[str] | None = None) -> list[Path]:
+    """Regenerate the .ipynb of every .py (or of those whose stem or number is in ``only``)."""
     written = []
     pys, _ = notebook_pairs(nb_dir)
     for stem, py in pys.items():
+        if only and not any(stem == o or stem.startswith(o.zfill(2) + "_") for o in only):
+            continue
         target = py.with_suffix(".ipynb")
         text = py_to_ipynb_text(py.read_text(encoding="utf-8"))
         if not target.exists() or target.read_text(encoding="utf-8") != text:
@@ -195,12 +199,13 @@ def write_all(nb_dir: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--write", action="store_true", help="regenerate every .ipynb from its .py")
+    ap.add_argument("only", nargs="*", help="with --write: only these notebooks (numbers like 03, or stems)")
     ap.add_argument("--notebooks", default=str(NOTEBOOK_DIR), help="notebook folder (default: notebooks/)")
     ap.add_argument("--questions", default=None, help="path to questions.md (default: ../shared/course/questions.md)")
     args = ap.parse_args(argv)
     nb_dir = Path(args.notebooks)
     if args.write:
-        for p in write_all(nb_dir):
+        for p in write_all(nb_dir, args.only):
             print(f"wrote {p.relative_to(nb_dir.parent) if nb_dir.parent in p.parents else p}")
     qpath = find_questions(args.questions)
     catalog = None

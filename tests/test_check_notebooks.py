@@ -161,3 +161,9 @@ def test_measure_readme_table_update():
     assert "| 3 (failed) | 90 |" in failed and "_Measured x_" in failed
     with pytest.raises(ValueError):
         mn.update_readme("no markers", {}, set())
+
+
+def test_write_only_selected(nbdir):
+    (nbdir / "02_next.py").write_text(PY, encoding="utf-8")
+    assert cn.write_all(nbdir, ["03"]) == []
+    assert [p.name for p in cn.write_all(nbdir, ["02"])] == ["02_next.ipynb"]
