@@ -33,11 +33,15 @@ def _eval_mode(model):
         model.train(was)
 
 
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
 def capture(model, input_ids: Tensor) -> dict:
     """Run ``model(input_ids, capture=True)`` without gradients in eval mode; return ``captured``
     (lists over layers of "scores", "weights", "head_outputs"; "hidden_states")."""
     with _eval_mode(model), torch.no_grad():
-        return model(input_ids, capture=True).captured
+        return model(input_ids.to(_device(model)), capture=True).captured
 
 
 def score_stats(model, input_ids: Tensor) -> List[dict]:
@@ -61,7 +65,8 @@ def param_grad_norms(model, input_ids: Tensor, labels: Tensor, pattern: str = r"
     try:
         model.zero_grad(set_to_none=True)
         with _eval_mode(model):
-            model(input_ids, labels=labels).loss.backward()
+            dev = _device(model)
+            model(input_ids.to(dev), labels=labels.to(dev)).loss.backward()
         rx = re.compile(pattern)
         # a matching parameter that received no gradient at all (e.g. behind an argmax) reports 0
         return {n: (0.0 if p.grad is None else float(p.grad.norm())) for n, p in model.named_parameters()
@@ -84,7 +89,7 @@ def task_accuracy(model, task, max_batch: int = 512) -> float:
     with _eval_mode(model), torch.no_grad():
         for i in range(0, len(task), max_batch):
             x, y = task.input_ids[i:i + max_batch], task.labels[i:i + max_batch]
-            acc = answer_accuracy(model(x.to(model.device)).logits.cpu(), y)
+            acc = answer_accuracy(model(x.to(_device(model))).logits.cpu(), y)
             n = int((y != -100).sum())
             right += acc["token_accuracy"] * n
             total += n
@@ -97,7 +102,8 @@ def task_loss(model, task, max_batch: int = 512) -> float:
     with _eval_mode(model), torch.no_grad():
         for i in range(0, len(task), max_batch):
             x, y = task.input_ids[i:i + max_batch], task.labels[i:i + max_batch]
-            out = model(x.to(model.device), labels=y.to(model.device), loss_reduction="sum")
+            dev = _device(model)
+            out = model(x.to(dev), labels=y.to(dev), loss_reduction="sum")
             tot += float(out.loss)
             n += int((y != -100).sum())
     return tot / max(n, 1)
