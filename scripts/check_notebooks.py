@@ -47,7 +47,19 @@ def py_to_notebook(text: str):
         src = cell.source if isinstance(cell.source, str) else "".join(cell.source)
         cell["id"] = hashlib.sha1(f"{i}:{cell.cell_type}:{src}".encode()).hexdigest()[:8]
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
+    jt = nb.metadata.get("jupytext")
+    if jt is not None:
+        for key in ("cell_metadata_filter", "notebook_metadata_filter"):
+            if key in jt:
+                jt[key] = canonical_filter(jt[key])
     return nb
+
+
+def canonical_filter(value: str) -> str:
+    """jupytext builds metadata filters from a set, so their order changes between processes
+    (string hashing is randomised): sort the entries, keep "-all" last."""
+    items = [x for x in str(value).split(",") if x]
+    return ",".join(sorted(x for x in items if x != "-all") + (["-all"] if "-all" in items else []))
 
 
 def py_to_ipynb_text(text: str) -> str:
@@ -67,6 +79,9 @@ def normalize(nb: dict) -> dict:
     if "jupytext" in meta:
         jt = dict(meta["jupytext"])
         jt.pop("text_representation", None)
+        for key in ("cell_metadata_filter", "notebook_metadata_filter"):
+            if key in jt:
+                jt[key] = canonical_filter(jt[key])
         meta["jupytext"] = jt
     cells = []
     for cell in nb.get("cells", []):

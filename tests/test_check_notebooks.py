@@ -167,3 +167,26 @@ def test_write_only_selected(nbdir):
     (nbdir / "02_next.py").write_text(PY, encoding="utf-8")
     assert cn.write_all(nbdir, ["03"]) == []
     assert [p.name for p in cn.write_all(nbdir, ["02"])] == ["02_next.ipynb"]
+
+
+def test_metadata_filter_order_is_canonical(nbdir):
+    assert cn.canonical_filter("tags,jupyter,-all") == cn.canonical_filter("jupyter,tags,-all") == "jupyter,tags,-all"
+    path = nbdir / "01_tokens.ipynb"
+    nb = json.loads(path.read_text())
+    nb["metadata"]["jupytext"]["cell_metadata_filter"] = "tags,jupyter,-all"
+    path.write_text(json.dumps(nb))
+    assert cn.check(nbdir, None) == []
+
+
+def test_conversion_is_identical_across_processes(tmp_path):
+    import subprocess
+    import sys
+    (tmp_path / "01_tokens.py").write_text(PY, encoding="utf-8")
+    code = ("import importlib.util, sys; s = importlib.util.spec_from_file_location('c', sys.argv[1]); "
+            "m = importlib.util.module_from_spec(s); s.loader.exec_module(m); "
+            "print(m.py_to_ipynb_text(open(sys.argv[2]).read()))")
+    outs = {subprocess.run([sys.executable, "-c", code, str(REPO / "scripts" / "check_notebooks.py"),
+                            str(tmp_path / "01_tokens.py")], capture_output=True, text=True,
+                           env={**__import__("os").environ, "PYTHONHASHSEED": str(seed)}).stdout
+            for seed in (1, 2, 3)}
+    assert len(outs) == 1 and outs.pop().strip().startswith("{")
