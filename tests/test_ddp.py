@@ -78,3 +78,30 @@ def test_two_gloo_processes_equal_one_process_with_double_batch(tmp_path):
     assert eval(losses.read_text()) == pytest.approx(history.loss, abs=1e-5)
     # rank 0 alone wrote the checkpoints
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["step_2", "step_4"]
+
+
+@pytest.mark.slow
+def test_torchrun_command_line_matches_one_process(tmp_path):
+    """`torchrun --nproc_per_node=2 -m course_lib pretrain --batch-size 2` == one process with --batch-size 4."""
+    from safetensors.torch import load_file
+
+    from course_lib.cli import main
+
+    data = tmp_path / "d.txt"
+    data.write_text("\n\n".join(f"第{i}天，人民日报报道了新的消息，天气很好。" for i in range(60)), encoding="utf-8")
+    assert main(["tokenizer", "--data", str(data), "--vocab-size", "300", "--out", str(tmp_path / "tok")]) == 0
+    common = ["pretrain", "--preset", "nano", "--data", str(data), "--tokenizer", str(tmp_path / "tok"),
+              "--seq-len", "32", "--grad-accum", "2", "--max-steps", "3", "--optimizer", "sgd", "--lr", "0.5",
+              "--no-progress", "--log-every", "0", "--device", "cpu", "--save-every", "3"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", COURSE_DEVICE="cpu")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           "-m", "course_lib", *common, "--batch-size", "2", "--out", str(tmp_path / "ddp")],
+                          env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert main([*common, "--batch-size", "4", "--out", str(tmp_path / "one")]) == 0
+    a = load_file(str(tmp_path / "ddp" / "step_3" / "model.safetensors"))
+    b = load_file(str(tmp_path / "one" / "step_3" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=2e-6, msg=name)
