@@ -106,10 +106,13 @@ def sdpa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Opti
         attn_mask = attn_mask.to(q.dtype)
     groups = q.shape[1] // k.shape[1]
     if groups > 1:
-        if SDPA_GQA:
+        # CUDA's fused kernels take grouped heads only without a mask (with one, enable_gqa falls
+        # back to the slow math kernel), so there the KV heads are repeated instead; the CPU
+        # kernels handle both cases natively.
+        if SDPA_GQA and not (attn_mask is not None and q.is_cuda):
             return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p,
                                                   is_causal=is_causal, scale=scale, enable_gqa=True)
-        # torch < 2.5: SDPA wants as many key heads as query heads (the copy is unavoidable here).
+        # Otherwise SDPA wants as many key heads as query heads (the copy is unavoidable here).
         k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p,
                                           is_causal=is_causal, scale=scale)
@@ -272,6 +275,8 @@ class Attention(nn.Module):
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if kv_cache is not None:
             k, v = kv_cache.update(self.layer_idx, k, v)                    # (B, Hkv, S, d)
+            if k.dtype != q.dtype:                                          # e.g. a bf16 cache, fp32 model
+                k, v = k.to(q.dtype), v.to(q.dtype)
 
         dropout_p = self.dropout if self.training else 0.0
         impl = self.impl

@@ -196,10 +196,25 @@ class Transformer(nn.Module):
     def new_kv_cache(self, batch_size: int, max_len: Optional[int] = None, dtype: Optional[torch.dtype] = None
                      ) -> KVCache:
         """An empty cache for ``batch_size`` sequences of up to ``max_len`` positions
-        (default: ``config.context_length``), stored in ``dtype`` (default: the model's)."""
+        (default: ``config.context_length``).
+
+        ``dtype`` defaults to the dtype keys are computed in: the autocast dtype when this is called
+        inside an autocast region for the model's device, else the model's dtype. (A cache in another
+        dtype works, but costs a conversion of the whole cache at every step.)
+        """
         c = self.config
+        if dtype is None:
+            dtype = self.dtype
+            device_type = self.device.type
+            try:
+                if torch.is_autocast_enabled(device_type):
+                    dtype = torch.get_autocast_dtype(device_type)
+            except (TypeError, AttributeError):                    # torch < 2.4 has no per-device query
+                pass
+        if max_len is not None and (not isinstance(max_len, int) or max_len < 1):
+            raise ValueError(f"max_len={max_len!r} must be a positive integer (or None for config.context_length)")
         return KVCache(c.n_layers, batch_size, c.n_kv_heads, c.head_dim, max_len or c.context_length,
-                       dtype=dtype or self.dtype, device=self.device)
+                       dtype=dtype, device=self.device)
 
     def unembed(self, hidden: torch.Tensor) -> torch.Tensor:
         """Final norm + output head on any hidden state ``(B, T, D) -> (B, T, V)`` float32:

@@ -65,6 +65,8 @@ def test_nbytes_formula_and_reset():
     assert half.keys[0].dtype == torch.bfloat16 and half.nbytes(filled_only=False) == 2 * 2 * 2 * 16 * 10 * 2
     cache.reset()
     assert cache.length == 0 and cache.nbytes() == 0
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert model.new_kv_cache(1, 4).dtype == torch.bfloat16          # the dtype keys are computed in
     assert "length=0/40" in repr(cache)
 
 
