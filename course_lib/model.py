@@ -193,14 +193,15 @@ class Transformer(nn.Module):
     def dtype(self) -> torch.dtype:
         return self.embed_tokens.weight.dtype
 
-    def new_kv_cache(self, batch_size: int, max_len: Optional[int] = None, dtype: Optional[torch.dtype] = None
-                     ) -> KVCache:
+    def new_kv_cache(self, batch_size: int, max_len: Optional[int] = None, dtype: Optional[torch.dtype] = None,
+                     quantize: Optional[str] = None) -> KVCache:
         """An empty cache for ``batch_size`` sequences of up to ``max_len`` positions
         (default: ``config.context_length``).
 
         ``dtype`` defaults to the dtype keys are computed in: the autocast dtype when this is called
         inside an autocast region for the model's device, else the model's dtype. (A cache in another
         dtype works, but costs a conversion of the whole cache at every step.)
+        ``quantize="int8"`` stores int8 with per-(row, head, position) absmax scales (see ``KVCache``).
         """
         c = self.config
         if dtype is None:
@@ -214,7 +215,7 @@ class Transformer(nn.Module):
         if max_len is not None and (not isinstance(max_len, int) or max_len < 1):
             raise ValueError(f"max_len={max_len!r} must be a positive integer (or None for config.context_length)")
         return KVCache(c.n_layers, batch_size, c.n_kv_heads, c.head_dim, max_len or c.context_length,
-                       dtype=dtype, device=self.device)
+                       dtype=dtype, device=self.device, quantize=quantize)
 
     def unembed(self, hidden: torch.Tensor) -> torch.Tensor:
         """Final norm + output head on any hidden state ``(B, T, D) -> (B, T, V)`` float32:

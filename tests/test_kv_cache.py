@@ -91,3 +91,32 @@ def test_cache_errors():
         model(torch.ones(2, 2, dtype=torch.long), kv_cache=other)
     with pytest.raises(ValueError, match="max_len"):
         KVCache(2, 1, 2, 16, 0)
+
+
+def test_int8_cache_is_close_and_smaller():
+    cfg = ModelConfig.nano()
+    model = Transformer(cfg).eval()
+    ids = torch.randint(0, 256, (2, 20))
+    labels = torch.randint(0, 256, (2, 20))
+    q8 = model.new_kv_cache(2, 24, quantize="int8")
+    with torch.no_grad():
+        full = model(ids, labels=labels)
+        quant = model(ids, labels=labels, kv_cache=q8)
+        step = model(ids[:, :1], kv_cache=q8).logits                # decoding goes on from the int8 past
+    assert step.shape == (2, 1, 256)
+    assert 0 < (quant.logits - full.logits).abs().max() < 0.05      # lossy, but only slightly
+    assert abs(quant.loss.item() - full.loss.item()) < 1e-2
+    elems = 2 * cfg.n_layers * 2 * cfg.n_kv_heads * 21
+    assert q8.nbytes() == elems * cfg.head_dim * 1 + elems * 4       # int8 values + float32 scales
+    with pytest.raises(ValueError, match="quantize='int4'"):
+        model.new_kv_cache(1, quantize="int4")
+
+
+def test_reorder_rows():
+    model = Transformer(ModelConfig.nano()).eval()
+    cache = model.new_kv_cache(3, 8)
+    with torch.no_grad():
+        model(torch.randint(0, 256, (3, 4)), kv_cache=cache)
+    before = cache.keys[1][:, :, :4].clone()
+    cache.reorder(torch.tensor([2, 2, 0]))
+    torch.testing.assert_close(cache.keys[1][:, :, :4], before[[2, 2, 0]])
