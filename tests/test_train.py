@@ -243,3 +243,24 @@ def test_train_config_round_trip():
     assert again.betas == (0.8, 0.9) and again.grad_clip is None and not again.clip_enabled
     with pytest.raises(ValueError, match="unknown"):
         TrainConfig.from_dict({"lrr": 1})
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_mixed_precision_runs(dtype):
+    trainer = Trainer(Transformer(ModelConfig.nano()), masked_data(16),
+                      TrainConfig(batch_size=4, max_steps=2, dtype=dtype, device="cpu", progress=False, log_every=0))
+    h = trainer.fit()
+    assert (trainer.scaler is not None) == (dtype == "float16")
+    assert all(math.isfinite(x) for x in h.loss)
+    assert next(trainer.model.parameters()).dtype == torch.float32      # master weights stay float32
+
+
+def test_moe_aux_loss_is_added_once_per_window():
+    """For an MoE model the logged loss is the cross-entropy only; the aux loss still trains the router."""
+    model = Transformer(ModelConfig.nano(moe_experts=4, moe_top_k=2))
+    router = [p for n, p in model.named_parameters() if "router" in n or "gate." in n]
+    before = [p.detach().clone() for p in router]
+    h = Trainer(model, masked_data(16), TrainConfig(batch_size=4, grad_accum_steps=2, max_steps=2, device="cpu",
+                                                    progress=False, log_every=0)).fit()
+    assert all(math.isfinite(x) and 3.0 < x < 7.0 for x in h.loss)
+    assert router and any(not torch.equal(a, b) for a, b in zip(before, router))
