@@ -44,6 +44,24 @@ def capture(model, input_ids: Tensor) -> dict:
         return model(input_ids.to(_device(model)), capture=True).captured
 
 
+def layer_values(model, captured: dict, layer: int) -> Tensor:
+    """The value vectors V ``(B, Hkv, S, d)`` that layer ``layer`` averaged, recomputed from the
+    captured hidden state entering that layer (honours ``tie_kv``: V is then the key projection).
+
+    ``captured["head_outputs"][layer]`` equals ``captured["weights"][layer] @ V`` for each head
+    (grouped-query heads read the key/value head ``h // (H // Hkv)``).
+    """
+    block = model.layers[layer]
+    attn = block.attn
+    x = captured["hidden_states"][layer]
+    h = block.attn_norm(x) if block.pre_norm else x
+    proj = attn.v_proj if attn.v_proj is not None else (attn.k_proj if attn.k_proj is not None else attn.q_proj)
+    B, T, _ = h.shape
+    with torch.no_grad():
+        v = proj(h).view(B, T, -1, attn.head_dim).transpose(1, 2)
+    return v
+
+
 def score_stats(model, input_ids: Tensor) -> List[dict]:
     """Per-layer statistics of the raw dot products q·k (see ``attention_math.raw_score_stats``)."""
     return am.raw_score_stats(capture(model, input_ids)["scores"], model.config.resolved_attn_scale)
@@ -104,6 +122,25 @@ def task_loss(model, task, max_batch: int = 512) -> float:
             x, y = task.input_ids[i:i + max_batch], task.labels[i:i + max_batch]
             dev = _device(model)
             out = model(x.to(dev), labels=y.to(dev), loss_reduction="sum")
+            tot += float(out.loss)
+            n += int((y != -100).sum())
+    return tot / max(n, 1)
+
+
+def dataset_loss(model, dataset, max_items: int = 64, batch_size: int = 32) -> float:
+    """Token-mean loss of ``model`` on the first ``max_items`` items of a dataset of dicts with
+    ``input_ids`` and aligned ``labels`` (``PackedDataset``, ``PretrainDataset``, a task)."""
+    from .data import collate
+
+    n_items = min(max_items, len(dataset))
+    tot, n = 0.0, 0
+    dev = _device(model)
+    with _eval_mode(model), torch.no_grad():
+        for i in range(0, n_items, batch_size):
+            b = collate([dataset[j] for j in range(i, min(i + batch_size, n_items))],
+                        pad_id=getattr(dataset, "pad_id", 0))
+            y = b["labels"]
+            out = model(b["input_ids"].to(dev), labels=y.to(dev), loss_reduction="sum")
             tot += float(out.loss)
             n += int((y != -100).sum())
     return tot / max(n, 1)

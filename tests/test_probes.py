@@ -102,3 +102,23 @@ def test_task_accuracy_and_loss():
     assert 0.0 <= acc <= 1.0
     loss = probes.task_loss(m, task)
     assert abs(loss - math.log(task.vocab_size)) < 0.5  # an untrained model is near uniform
+
+
+def test_dataset_loss_equals_task_loss():
+    from course_lib.synthetic import associative_recall
+
+    task = associative_recall(50, n_pairs=3, n_keys=6, n_values=6, seed=0)
+    m = _model(vocab_size=task.vocab_size)
+    assert probes.dataset_loss(m, task, max_items=50, batch_size=16) == pytest.approx(probes.task_loss(m, task), rel=1e-5)
+
+
+@pytest.mark.parametrize("kw", [{}, {"tie_kv": True, "n_kv_heads": 2}, {"n_heads": 4, "n_kv_heads": 2}])
+def test_head_outputs_are_weights_times_recomputed_values(kw):
+    m = _model(**kw)
+    cap = probes.capture(m, _ids())
+    for layer in range(2):
+        v = probes.layer_values(m, cap, layer)
+        w = cap["weights"][layer]
+        H, Hkv = w.shape[1], v.shape[1]
+        v_per_head = v.repeat_interleave(H // Hkv, dim=1)
+        assert torch.allclose(cap["head_outputs"][layer], w @ v_per_head, atol=1e-5)
