@@ -190,6 +190,8 @@ def _run_training(args, kind: str) -> int:
     defaults = dict(PRESET_DEFAULTS[preset])
     cfg = _train_config(args, defaults, out)
     seq_len = args.seq_len or defaults["seq_len"]
+    if not (kind == "sft" and args.init):           # fail before loading any data
+        _check_seq_len(seq_len, _model_config_for(args, preset, ModelConfig.preset(preset).vocab_size))
 
     base = None
     if kind == "sft" and args.init:
@@ -235,7 +237,7 @@ def _run_training(args, kind: str) -> int:
          f"{cfg.max_steps} steps, lr {cfg.lr:g} ({cfg.schedule}), out {out}")
 
     meta = {"kind": kind, "preset": preset, "data": what, "seq_len": seq_len,
-            "command": "python -m course_lib " + " ".join(sys.argv[1:]) if sys.argv else kind}
+            "command": "python -m course_lib " + " ".join(map(str, args.argv))}
     trainer = Trainer(model, train_set, cfg, eval_data=val_set, tokenizer=tokenizer, metadata=meta)
     t0 = time.time()
     history = trainer.fit(resume=resume)
@@ -467,6 +469,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if getattr(args, "out", "x") is None:
         args.out = f"runs/{args.command}-{PRESET_ALIASES.get(args.preset, args.preset)}"
     try:
