@@ -1,8 +1,22 @@
-"""Mixture of experts: routing invariants, the load-balancing loss, and the layer against a hand loop."""
+"""Feed-forward layers: SwiGLU's hand-written backward; mixture of experts: routing invariants, the
+load-balancing loss, and the layer against a hand loop."""
 import torch
+import torch.nn.functional as F
 
 from course_lib import ModelConfig, Transformer
-from course_lib.ffn import FeedForward, MoE, load_balancing_loss
+from course_lib.ffn import FeedForward, MoE, load_balancing_loss, swiglu
+
+
+def test_swiglu_matches_plain_expression_and_gradcheck():
+    g = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
+    u = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(swiglu, (g, u))
+    out = torch.randn(4, 6, dtype=torch.float64)
+    torch.testing.assert_close(torch.autograd.grad(swiglu(g, u), (g, u), out),
+                               torch.autograd.grad(F.silu(g) * u, (g, u), out))
+    gb, ub = g.detach().bfloat16().requires_grad_(), u.detach().bfloat16().requires_grad_()
+    swiglu(gb, ub).backward(out.bfloat16())
+    assert gb.grad.dtype == torch.bfloat16
 
 
 def test_routing_invariants():

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.config import ModelConfig
-from course_lib.norm import RMSNorm, build_norm
+from course_lib.norm import RMSNorm, _RMSNormFunction, build_norm
 
 
 @pytest.mark.skipif(not hasattr(F, "rms_norm"), reason="F.rms_norm needs torch >= 2.4")
@@ -35,3 +35,20 @@ def test_build_norm():
     assert isinstance(build_norm(ModelConfig.nano(), 64), RMSNorm)
     ln = build_norm(ModelConfig.nano(norm_type="layernorm"), 64)
     assert isinstance(ln, nn.LayerNorm) and ln.eps == 1e-5
+
+
+def test_rmsnorm_backward_matches_autograd_of_the_formula():
+    """The hand-written backward against gradcheck and against autograd of the plain formula."""
+    x = torch.randn(3, 5, 8, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(8, dtype=torch.float64, requires_grad=True)
+    norm = RMSNorm(8, eps=1e-5).double()
+    with torch.no_grad():
+        norm.weight.copy_(w)
+    assert torch.autograd.gradcheck(lambda a, b: _RMSNormFunction.apply(a, b, 1e-5), (x, w))
+    g = torch.randn(3, 5, 8, dtype=torch.float64)
+    ref = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5) * w
+    gx, gw = torch.autograd.grad(ref, (x, w), g)
+    y = norm(x)
+    y.backward(g)
+    torch.testing.assert_close(x.grad, gx)
+    torch.testing.assert_close(norm.weight.grad, gw)
