@@ -34,7 +34,8 @@ class ModelOutput:
 
     logits: ``(B, T, V)`` float32.
     loss: scalar (``(B, T)`` for ``loss_reduction="none"``) when labels are given, else None; for
-        MoE models it includes ``aux_loss``.
+        MoE models it includes ``aux_loss`` (added once; broadcast onto every position for "none"),
+        so ``out.loss - out.aux_loss`` is always the cross-entropy part.
     aux_loss: MoE load-balancing loss already multiplied by ``moe_aux_loss_coef`` and summed over
         layers (None for dense models).
     kv_cache: the cache that was passed in (now longer by ``T``), or None.

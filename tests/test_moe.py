@@ -69,6 +69,9 @@ def test_model_adds_aux_loss_and_router_learns():
     out = model(ids, labels=labels)
     ce = torch.nn.functional.cross_entropy(out.logits.reshape(-1, 256), labels.reshape(-1))
     torch.testing.assert_close(out.loss, ce + out.aux_loss)
+    per_token = model(ids, labels=labels, loss_reduction="none")
+    torch.testing.assert_close(per_token.loss - per_token.aux_loss,
+                               F.cross_entropy(out.logits.transpose(1, 2), labels, reduction="none"))
     assert 0.0 < out.aux_loss.item() <= 2 * 0.1 * 4                        # two layers, each in [0, E], times coef
     out.loss.backward()
     assert model.layers[0].ffn.router.weight.grad.abs().sum() > 0
