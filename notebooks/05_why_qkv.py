@@ -1,0 +1,370 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 Why Q, K and V? Three roles, three projections
+#
+# Attention projects every token three times: a **query** (what this position is looking for), a
+# **key** (what this position offers to be found by) and a **value** (what it hands over when it is
+# found). Why three separate matrices? What breaks if two of them are the same?
+#
+# ## The questions
+#
+# **S000-Q5** 「为什么Attention要用Q、K、V三个矩阵，不能只用一个吗？」
+# *Why does attention use three matrices Q, K and V; couldn't one do?*
+#
+# **S000-Q5.1** 「如果只用一个矩阵X，直接计算X @ X^T会怎样？」
+# *What happens if we use X alone and compute X @ Xᵀ?*
+#
+# **S000-Q5.2** 「为什么K和V不能合并？它们不都是从X来的吗？」
+# *Why can't K and V be merged? Don't they both come from X?*
+#
+# **S001-Q2** 「QKV命名的深层起源」 (the student: 「特别像来自于检索引擎」)
+# *Where do the names Q, K, V come from? Student: "it looks like it comes from search engines."*
+#
+# **S001-Q2-guide** 「在信息检索中，这三者是如何工作的？为什么需要Key和Value分离？」
+# *How do the three work in information retrieval, and why separate Key from Value?*
+#
+# **S001-Q2-sub** 「为什么Key和Value要分离？」 *Why must Key and Value be separate?*
+#
+# **S001-Q2-followup** 「如果强制 K = V（即使用同一个投影矩阵），会发生什么？模型还能工作吗？」
+# *If we force K = V (one shared projection), what happens? Does the model still work?*
+#
+# **S001-Open3** 「Key和Value分离的深层原因？」 *The deeper reason for separating Key and Value?*
+#
+# **S004-E01** 「能不能很好地解释 QKV (Query, Key, Value) 这些概念？」
+# *Can you explain the Q, K, V concepts well?*
+#
+# **S004-E02** 「以这篇文章的比喻，系统地解释一下注意力机制种的 QKV 这些概念。」
+# *Using the chapter's metaphor, explain Q, K and V systematically.*
+#
+# **The surface answers.** The documents lean on retrieval analogies: a library or a search engine
+# where a query is matched against keywords (keys) and returns documents (values); "it is the
+# standard design". They say a single matrix X·Xᵀ would be symmetric, that keys and values live in
+# "two representation spaces", and that without K/V separation cross-attention would be
+# impossible. The chapter's metaphor gives numbers: a match score of 9.5 against 0.2 becomes
+# "98% vs 1%" attention.
+#
+# The course model has switches for exactly these questions: `tie_qk` (keys are the queries'
+# projection) and `tie_kv` (values are the keys' projection). We flip them and measure.
+
+# %%
+import math
+
+import torch
+
+import course_lib.attention_math as am
+from course_lib import (CharTokenizer, ModelConfig, PackedDataset, TrainConfig, Trainer, Transformer,
+                        by_budget, load_corpus, probes, viz)
+from course_lib.corpus import train_val_split
+from course_lib.socratic import Claim, claims_table, essence, predict, reveal
+
+viz.setup()
+import matplotlib.pyplot as plt  # noqa: E402
+
+torch.manual_seed(0)
+
+# %% [markdown]
+# ## 1. From match scores to attention: "9.5 vs 0.2 → 98%"
+#
+# The chapter's metaphor has a query compare itself with two keys, scoring 9.5 and 0.2, and then
+# spend 98% of its attention on the first and 1% on the second. The softmax turns a *difference*
+# of scores Δ into a *ratio* of weights e^Δ. Predict the weight on the first key.
+
+# %%
+p_98 = predict("nb05-98", "softmax([9.5, 0.2]): the weight on the first key, in percent", kind="number")
+
+# %%
+w = torch.softmax(torch.tensor([9.5, 0.2], dtype=torch.float64), -1)
+w_scaled = torch.softmax(torch.tensor([9.5, 0.2], dtype=torch.float64) / math.sqrt(64), -1)  # if 9.5 were unscaled, d_k=64
+gap_98 = am.score_gap_for_ratio(98)
+check = torch.softmax(torch.tensor([gap_98, 0.0, 0.0], dtype=torch.float64), -1)
+print(f"softmax([9.5, 0.2]) = [{w[0]:.5f}, {w[1]:.5f}]   ratio e^9.3 = {math.exp(9.3):,.0f} : 1")
+print(f"read as unscaled q·k at d_k = 64, softmax([9.5, 0.2]/8) = [{w_scaled[0]:.3f}, {w_scaled[1]:.3f}]")
+print(f"98% : 1% : 1% needs a gap of ln 98 = {gap_98:.2f}; check: {[round(float(x), 3) for x in check]}")
+
+# %%
+assert w[0] > 0.9999 and abs(w[0] - 0.98) > 0.01          # neither 98% ...
+assert abs(w_scaled[0] - 0.98) > 0.1                      # ... nor after a 1/sqrt(64) scale
+assert abs(check[0] - 0.98) < 1e-9 and abs(check[1] - 0.01) < 1e-9
+reveal(p_98, measured=100 * float(w[0]), tolerance=0.005,
+       note=f"{100 * float(w[0]):.3f}%: a gap of 9.3 means e^9.3 ≈ 11,000 : 1; 98 : 1 needs a gap of only {gap_98:.2f}.")
+
+# %% [markdown]
+# ## 2. One matrix: X·Xᵀ is symmetric, and every token prefers itself
+#
+# If queries and keys come from the same projection W, the score of i looking at j is
+# (x_iW)·(x_jW) = the score of j looking at i: the score matrix is symmetric. And by Cauchy-Schwarz
+# a vector is most similar to itself (among vectors of similar length), so the diagonal dominates.
+# Does RoPE, which rotates q and k by their positions, break the symmetry?
+
+# %%
+p_sym = predict("nb05-sym", "With tie_qk (one projection for Q and K) and RoPE, is the score matrix symmetric?",
+                choices=["yes, exactly", "approximately", "no: RoPE breaks it"])
+
+# %%
+T_PROBE = 32
+probe = torch.randint(3, 64, (4, T_PROBE), generator=torch.Generator().manual_seed(0))
+
+
+def bidirectional(**kw):
+    torch.manual_seed(0)
+    return Transformer(ModelConfig.nano(vocab_size=64, dim=64, n_layers=2, n_heads=4, n_kv_heads=4,
+                                        max_seq_len=T_PROBE, causal=False, **kw))
+
+
+sym = {}
+for name, kw in {"separate": {}, "tie_qk": {"tie_qk": True}, "tie_qk, no RoPE": {"tie_qk": True, "pos": "none"}}.items():
+    cap = probes.capture(bidirectional(**kw), probe)
+    sym[name] = dict(defect=max(am.symmetry_defect(s) for s in cap["scores"]),
+                     diag_argmax=sum(am.diagonal_argmax_rate(s) for s in cap["scores"]) / len(cap["scores"]),
+                     scores=cap["scores"][0][0, 0])
+    print(f"{name:>16}: ||S - S^T|| / ||S|| = {sym[name]['defect']:.2e}, "
+          f"rows whose largest score is their own position: {sym[name]['diag_argmax']:.0%}")
+fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+for ax, name in zip(axes, ["separate", "tie_qk"]):
+    viz.heatmap(sym[name]["scores"], ax=ax, title=f"{name}: scores, layer 0 head 0", colorbar=False)
+
+# %%
+assert sym["tie_qk"]["defect"] < 1e-5 and sym["tie_qk, no RoPE"]["defect"] < 1e-5   # exactly symmetric
+assert sym["separate"]["defect"] > 0.5                                              # far from it
+assert sym["tie_qk"]["diag_argmax"] > 0.7 and sym["separate"]["diag_argmax"] < 0.2  # self wins only when tied
+reveal(p_sym, measured=f"relative asymmetry {sym['tie_qk']['defect']:.1e}", answer="yes, exactly",
+       note="RoPE rotates q_m by R(m) and k_n by R(n); R(m)ᵀR(n) = R(n-m) and R(n-m)ᵀ = R(m-n), so "
+            "S_mn = S_nm still.")
+
+# %% [markdown]
+# So one matrix gives a symmetric relation ("i attends to j as much as j attends to i") with a
+# built-in preference for oneself. Language is full of asymmetric relations: an adjective looks
+# for its noun, a pronoun for its antecedent, a token for the one *before* it. Separate W_q and
+# W_k make the bilinear form x_i W_q W_kᵀ x_jᵀ asymmetric, so "who looks for whom" can differ
+# from "who is found by whom".
+#
+# ## 3. Training with shared projections
+#
+# We train three causal character models on the corpus with the course trainer, identical except
+# for the switch: separate Q/K/V, `tie_qk` and `tie_kv`. Then we compare the validation loss and
+# look at how much attention each position pays to itself. (An "all tied" Q = K = V model is not
+# one of the library's switches: `tie_qk` and `tie_kv` together are refused.)
+
+# %%
+p_train = predict("nb05-train", "Which of the three trains worst on text?",
+                  choices=["separate", "tie_qk (Q = K)", "tie_kv (K = V)", "all about equal"])
+
+# %%
+STEPS, SEQ = by_budget(fast=100, full=2000), 64
+train_docs, val_docs = train_val_split(load_corpus("kjv", max_chars=by_budget(fast=400_000, full=4_000_000)),
+                                       val_fraction=0.05, seed=0)
+tok = CharTokenizer.from_texts(train_docs + val_docs)
+data, val = PackedDataset(train_docs, tok, block_size=SEQ), PackedDataset(val_docs, tok, block_size=SEQ)
+text_probe = torch.stack([val[i]["input_ids"] for i in range(16)])
+VARIANTS = {"separate": {}, "tie_qk": {"tie_qk": True}, "tie_kv": {"tie_kv": True}}
+lms, lm_runs = {}, {}
+for name, kw in VARIANTS.items():
+    torch.manual_seed(0)
+    m = Transformer(ModelConfig.nano(vocab_size=tok.vocab_size, dim=64, n_layers=2, n_heads=4, n_kv_heads=4,
+                                     max_seq_len=SEQ, **kw))
+    hist = Trainer(m, data, TrainConfig(batch_size=16, max_steps=STEPS, lr=3e-3, warmup_steps=10, seed=0,
+                                        progress=False, log_every=0)).fit()
+    cap = probes.capture(m, text_probe)
+    lms[name] = m
+    lm_runs[name] = dict(loss=hist.loss, val=probes.dataset_loss(m, val, max_items=64),
+                         params=m.num_parameters(),
+                         # mean weight a position puts on itself (rows 8.. see at least 9 keys)
+                         diag=sum(float(w.diagonal(0, -2, -1)[..., 8:].mean()) for w in cap["weights"])
+                         / len(cap["weights"]))
+    print(f"{name:>9}: {lm_runs[name]['params']:,} parameters, val loss {lm_runs[name]['val']:.3f}, "
+          f"mean attention on itself {lm_runs[name]['diag']:.3f}")
+viz.plot_curves({n: r["loss"] for n, r in lm_runs.items()}, smooth=10, title="Character LM, three variants");
+
+# %%
+unigram = math.log(tok.vocab_size)
+assert all(r["val"] < unigram - 1.0 for r in lm_runs.values())         # every variant still learns
+assert lm_runs["tie_qk"]["diag"] > 1.5 * lm_runs["separate"]["diag"]   # Q = K: attention piles on itself
+val_loss = {n: r["val"] for n, r in lm_runs.items()}
+spread = max(val_loss.values()) - min(val_loss.values())
+worst = "all about equal" if spread < 0.02 else {"separate": "separate", "tie_qk": "tie_qk (Q = K)",
+                                                  "tie_kv": "tie_kv (K = V)"}[max(val_loss, key=val_loss.get)]
+reveal(p_train, measured=", ".join(f"{n} {v:.3f}" for n, v in val_loss.items()), answer=worst,
+       note=f"after {STEPS} steps; the spread between the variants is {spread:.3f} nats.")
+
+# %% [markdown]
+# ## 4. The answer is a weighted average of values (S004-E01)
+#
+# The chapter's metaphor has the query "listen to" the most relevant token. What a head returns is
+# Σⱼ wⱼ·Vⱼ: a blend of *every* visible value, weighted by attention. We take one query of the
+# trained model and rebuild its head output from the captured weights and the values.
+
+# %%
+m = lms["separate"]
+cap = probes.capture(m, text_probe)
+layer, head, b, t = 1, 0, 0, SEQ - 1
+V = probes.layer_values(m, cap, layer)                        # (B, Hkv, S, d)
+w_row = cap["weights"][layer][b, head, t]                     # (S,)
+out = cap["head_outputs"][layer][b, head, t]                  # (d,)
+rebuilt = w_row @ V[b, head]
+top = int(w_row.argmax())
+rel_to_top = float((out - V[b, head, top]).norm() / V[b, head, top].norm())
+print(f"largest weight {float(w_row.max()):.2f} on position {top}; weights above 0.05: "
+      f"{int((w_row > 0.05).sum())}; |output - V[top]| / |V[top]| = {rel_to_top:.2f}")
+ax = viz.bar([float(x) for x in w_row], labels=[tok.decode([int(i)]) for i in text_probe[b]], annotate=False,
+             title=f"layer {layer}, head {head}: attention of the last position")
+ax.tick_params(axis="x", labelsize=7)
+
+# %%
+assert torch.allclose(out, rebuilt, atol=1e-5)              # output = Σ w_j V_j, exactly
+assert abs(float(w_row.sum()) - 1) < 1e-5
+assert float(w_row.max()) > 0.99 or rel_to_top > 0.05      # not the top value, unless the row is one-hot
+
+# %% [markdown]
+# ## 5. Keys are not values: recall with separate vocabularies
+#
+# On text, Q, K and V can share a lot. Associative recall separates them by construction:
+# `<bos> k1 v1 k2 v2 … <sep> kq → vq`, with keys and values from *disjoint* vocabularies. The query
+# must find the position where its key appeared (a key-space match) and bring back the token that
+# followed it (a value-space answer).
+#
+# A word of honesty before the numbers. Small models learn recall abruptly, after a long plateau
+# on which they only guess *one of the values present in the context*. With the model sizes and
+# step counts this notebook can afford (we tried up to 3,000 steps on a CPU), none of the three
+# variants leaves that plateau, so recall cannot tell them apart here. We run the short version to
+# show the plateau and measure it against the best guess that ignores which key was asked; the
+# comparison that matters needs a longer run (exercise 3, for a GPU).
+
+# %%
+from course_lib.synthetic import associative_recall  # noqa: E402
+
+P, K = 4, 8
+RECALL_STEPS = by_budget(fast=60, full=3000)
+task = associative_recall(by_budget(fast=4000, full=40_000), n_pairs=P, n_keys=K, n_values=K, seed=0)
+test = associative_recall(1000, n_pairs=P, n_keys=K, n_values=K, seed=1)
+print(task, "\nexample:", task.decode(task.sequences[0]))
+ctx_values = test.sequences[:, 2:2 + 2 * P:2]                     # the P values in each context
+counts = (ctx_values.unsqueeze(-1) == ctx_values.unsqueeze(-2)).sum(-1)
+plateau = float((counts.max(-1).values / P).double().mean())       # guess the most frequent context value
+recall = {}
+for name, kw in VARIANTS.items():
+    torch.manual_seed(0)
+    m = Transformer(ModelConfig.nano(vocab_size=task.vocab_size, dim=64, n_layers=2, n_heads=4, n_kv_heads=4,
+                                     max_seq_len=32, **kw))
+    hist = Trainer(m, task, TrainConfig(batch_size=64, max_steps=RECALL_STEPS, lr=3e-3, warmup_steps=20,
+                                        weight_decay=0.0, seed=0, progress=False, log_every=0)).fit()
+    recall[name] = dict(loss=hist.loss, acc=probes.task_accuracy(m, test))
+    print(f"{name:>9}: recall accuracy {recall[name]['acc']:.2f}   (chance {1 / K:.2f}; "
+          f"best guess from the context alone {plateau:.2f})")
+viz.plot_curves({n: r["loss"] for n, r in recall.items()}, smooth=20, title="Associative recall, three variants");
+
+# %%
+assert all(r["loss"][-1] < r["loss"][0] for r in recall.values())          # every variant trains ...
+assert all(r["acc"] > 1.5 / K for r in recall.values())                   # ... and learns the context guess
+assert all(r["acc"] < plateau + 0.15 for r in recall.values()) or RECALL_STEPS > 1000  # ... and no more (fast)
+
+# %% [markdown]
+# ## Claims
+
+# %%
+params_saved = lm_runs["separate"]["params"] - lm_runs["tie_kv"]["params"]
+claims_table([
+    Claim("S004-E02", "match 9.5 vs 0.2 → attention 98% vs 1%", "98% / 1%",
+          f"{100 * float(w[0]):.3f}% / {100 * float(w[1]):.3f}% (98 : 1 needs a gap of {gap_98:.2f})",
+          holds=abs(float(w[0]) - 0.98) < 0.005),
+    Claim("S000-Q5.1", "X·Xᵀ (one shared projection) is symmetric", "symmetric",
+          f"||S-Sᵀ||/||S|| = {sym['tie_qk']['defect']:.1e} (with RoPE) vs {sym['separate']['defect']:.2f}",
+          holds=sym["tie_qk"]["defect"] < 1e-5),
+    Claim("S000-Q5.1", "(not in the document) shared Q/K makes each token attend to itself",
+          "diagonal dominance", f"self is the top score in {sym['tie_qk']['diag_argmax']:.0%} of rows at init; "
+          f"self-attention {lm_runs['tie_qk']['diag']:.3f} vs {lm_runs['separate']['diag']:.3f} after training",
+          holds=lm_runs["tie_qk"]["diag"] > 1.5 * lm_runs["separate"]["diag"]),
+    Claim("S000-Q5.2", "tying W_k = W_v reduces flexibility", "worse model",
+          f"{params_saved:,} fewer parameters; val loss {lm_runs['tie_kv']['val']:.3f} vs "
+          f"{lm_runs['separate']['val']:.3f}", holds=lm_runs["tie_kv"]["val"] > lm_runs["separate"]["val"] + 0.02,
+          verdict=("holds (a measurable cost)" if lm_runs["tie_kv"]["val"] > lm_runs["separate"]["val"] + 0.02
+                   else f"not measurable at {STEPS} steps")),
+    Claim("S001-Q2-followup", "with K = V, does the model still work?", "(unanswered)",
+          f"yes: val loss {lm_runs['tie_kv']['val']:.3f} (unigram {unigram:.2f}); recall {recall['tie_kv']['acc']:.2f} "
+          f"vs {recall['separate']['acc']:.2f} separate after {RECALL_STEPS} steps (context-guess level {plateau:.2f})",
+          holds=lm_runs["tie_kv"]["val"] < unigram - 1, verdict="it works; the recall comparison needs longer runs"),
+    Claim("S001-Q2-guide", "without K/V separation cross-attention is impossible", "impossible",
+          "K and V would both still come from the encoder; cross-attention needs Q vs K/V separation", holds=None,
+          verdict="does not follow (not a measurement)"),
+    Claim("S001-Q2-sub", "keys and values need two representation spaces", "(no number)",
+          f"tie_kv: self-attention {lm_runs['tie_kv']['diag']:.3f} vs {lm_runs['separate']['diag']:.3f}, "
+          f"val loss +{lm_runs['tie_kv']['val'] - lm_runs['separate']['val']:.3f} at {STEPS} steps",
+          holds=None, verdict="a capacity cost, measured above; not a necessity (K = V trains)"),
+    Claim("S004-E01", "the asker receives a weighted average of all V", "Σ w_j V_j",
+          f"head output = Σ w_j V_j to {float((out - rebuilt).abs().max()):.0e}",
+          holds=bool(torch.allclose(out, rebuilt, atol=1e-5))),
+    Claim("S004-E02", "a query attends to everything on its left, itself included", "causal, with diagonal",
+          f"row sums 1; weight on itself {lm_runs['separate']['diag']:.3f} > 0; on the future "
+          f"{float(cap['weights'][0].triu(1).abs().max()):.0f}",
+          holds=float(cap["weights"][0].triu(1).abs().max()) == 0 and lm_runs["separate"]["diag"] > 0),
+])
+
+# %% [markdown]
+# ## The essence
+
+# %%
+essence("""
+Q, K and V are three views of the same token for three jobs: what I am looking for, how I can be
+found, and what I give when I am found. One matrix for Q and K makes every relation symmetric and
+makes each token its own best match; that is the wrong shape for language, where most relations run
+one way. Tying K and V removes the freedom to be found by one feature and to deliver another; the
+model still trains, and the cost is a question of capacity that we measured rather than assumed.
+The softmax then turns score gaps into ratios, e^gap: 9.5 vs 0.2 is not 98% but 99.99%.
+""")
+
+# %% [markdown]
+# ## Exercises
+#
+# **1.** Why does RoPE keep tied scores symmetric? Check numerically that for a random vector a and
+# positions m, n, (R_m a)·(R_n a) = (R_n a)·(R_m a), using the library's RoPE tables (or a plain 2-D
+# rotation), while with two different vectors a ≠ b, (R_m a)·(R_n b) ≠ (R_n a)·(R_m b) in general.
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution with plain 2-D rotations (RoPE rotates each pair of dimensions like this).
+def rot(theta):
+    c, s = math.cos(theta), math.sin(theta)
+    return torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
+
+
+g = torch.Generator().manual_seed(0)
+a, b = torch.randn(2, generator=g, dtype=torch.float64), torch.randn(2, generator=g, dtype=torch.float64)
+m_, n_ = 3.0, 7.0
+same = ((rot(m_) @ a) @ (rot(n_) @ a), (rot(n_) @ a) @ (rot(m_) @ a))
+diff = ((rot(m_) @ a) @ (rot(n_) @ b), (rot(n_) @ a) @ (rot(m_) @ b))
+print("same vector:", [round(float(x), 6) for x in same], " different vectors:", [round(float(x), 4) for x in diff])
+assert abs(same[0] - same[1]) < 1e-12 and abs(diff[0] - diff[1]) > 1e-3
+
+# %% [markdown]
+# **2.** Count it. For a layer with model width D, H heads of size d (no GQA), how many attention
+# parameters do `tie_qk` and `tie_kv` save? Check against `num_parameters()` of the models above.
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution: each tie removes one D x (H*d) projection per layer.
+cfg = lms["separate"].config
+per_layer = cfg.dim * cfg.n_heads * cfg.head_dim
+print(f"expected saving {cfg.n_layers * per_layer:,}; measured "
+      f"{lm_runs['separate']['params'] - lm_runs['tie_qk']['params']:,} (tie_qk), {params_saved:,} (tie_kv)")
+assert lm_runs["separate"]["params"] - lm_runs["tie_qk"]["params"] == cfg.n_layers * per_layer == params_saved
+
+# %% [markdown]
+# **3.** (Longer; best on a GPU.) Train the three variants on associative recall until the
+# separate model solves it (accuracy above 0.9: expect thousands of steps, or a larger model).
+# Does `tie_kv` get there too, later, or not at all? Use `RECALL_STEPS` and the loop of section 5.
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution sketch: rerun section 5 with RECALL_STEPS = 20_000 under COURSE_BUDGET=full on a GPU and
+# compare recall[name]["acc"]. Here we only check that the plateau measure behaves: the context
+# guess is never worse than chance and never better than always right.
+assert 1 / K <= plateau <= 1.0
+print(f"context-guess level {plateau:.3f} for P={P} pairs over {K} values")
