@@ -162,42 +162,54 @@ p_train = predict("nb05-train", "Which of the three trains worst on text?",
                   choices=["separate", "tie_qk (Q = K)", "tie_kv (K = V)", "all about equal"])
 
 # %%
-STEPS, SEQ = by_budget(fast=100, full=2000), 64
+STEPS, SEQ = by_budget(fast=80, full=2000), 64
 train_docs, val_docs = train_val_split(load_corpus("kjv", max_chars=by_budget(fast=400_000, full=4_000_000)),
                                        val_fraction=0.05, seed=0)
 tok = CharTokenizer.from_texts(train_docs + val_docs)
 data, val = PackedDataset(train_docs, tok, block_size=SEQ), PackedDataset(val_docs, tok, block_size=SEQ)
 text_probe = torch.stack([val[i]["input_ids"] for i in range(16)])
 VARIANTS = {"separate": {}, "tie_qk": {"tie_qk": True}, "tie_kv": {"tie_kv": True}}
+SEEDS = by_budget(fast=[0, 1], full=[0, 1, 2])   # short runs are noisy: we need the seed-to-seed spread
 lms, lm_runs = {}, {}
 for name, kw in VARIANTS.items():
-    torch.manual_seed(0)
-    m = Transformer(ModelConfig.nano(vocab_size=tok.vocab_size, dim=64, n_layers=2, n_heads=4, n_kv_heads=4,
-                                     max_seq_len=SEQ, **kw))
-    hist = Trainer(m, data, TrainConfig(batch_size=16, max_steps=STEPS, lr=3e-3, warmup_steps=10, seed=0,
-                                        progress=False, log_every=0)).fit()
-    cap = probes.capture(m, text_probe)
-    lms[name] = m
-    lm_runs[name] = dict(loss=hist.loss, val=probes.dataset_loss(m, val, max_items=64),
-                         params=m.num_parameters(),
-                         # mean weight a position puts on itself (rows 8.. see at least 9 keys)
-                         diag=sum(float(w.diagonal(0, -2, -1)[..., 8:].mean()) for w in cap["weights"])
-                         / len(cap["weights"]))
-    print(f"{name:>9}: {lm_runs[name]['params']:,} parameters, val loss {lm_runs[name]['val']:.3f}, "
-          f"mean attention on itself {lm_runs[name]['diag']:.3f}")
-viz.plot_curves({n: r["loss"] for n, r in lm_runs.items()}, smooth=10, title="Character LM, three variants");
+    vals, diags, losses = [], [], []
+    for seed in SEEDS:
+        torch.manual_seed(seed)
+        m = Transformer(ModelConfig.nano(vocab_size=tok.vocab_size, dim=64, n_layers=2, n_heads=4, n_kv_heads=4,
+                                         max_seq_len=SEQ, **kw))
+        hist = Trainer(m, data, TrainConfig(batch_size=16, max_steps=STEPS, lr=3e-3, warmup_steps=10, seed=seed,
+                                            progress=False, log_every=0)).fit()
+        cap = probes.capture(m, text_probe)
+        vals.append(probes.dataset_loss(m, val, max_items=64))
+        # mean weight a position puts on itself (rows 8.. see at least 9 keys)
+        diags.append(sum(float(w.diagonal(0, -2, -1)[..., 8:].mean()) for w in cap["weights"]) / len(cap["weights"]))
+        losses.append(hist.loss)
+        lms.setdefault(name, m)                                   # keep the seed-0 model
+    lm_runs[name] = dict(loss=losses[0], val=sum(vals) / len(vals), val_range=max(vals) - min(vals),
+                         diag=min(diags), params=m.num_parameters())
+    print(f"{name:>9}: {lm_runs[name]['params']:,} parameters, val loss {lm_runs[name]['val']:.3f} "
+          f"(seeds {', '.join(f'{v:.3f}' for v in vals)}), least attention on itself {lm_runs[name]['diag']:.3f}")
+viz.plot_curves({n: r["loss"] for n, r in lm_runs.items()}, smooth=10, title="Character LM, three variants (seed 0)");
 
 # %%
 unigram = math.log(tok.vocab_size)
 assert all(r["val"] < unigram - 1.0 for r in lm_runs.values())         # every variant still learns
-assert lm_runs["tie_qk"]["diag"] > 1.5 * lm_runs["separate"]["diag"]   # Q = K: attention piles on itself
+assert lm_runs["tie_qk"]["diag"] > 1.5 * max(lm_runs["separate"]["diag"], lm_runs["tie_kv"]["diag"])  # Q = K: self
+noise = max(r["val_range"] for r in lm_runs.values())                    # seed-to-seed spread of one variant
 val_loss = {n: r["val"] for n, r in lm_runs.items()}
 spread = max(val_loss.values()) - min(val_loss.values())
-worst = "all about equal" if spread < 0.02 else {"separate": "separate", "tie_qk": "tie_qk (Q = K)",
+worst = "all about equal" if spread < noise else {"separate": "separate", "tie_qk": "tie_qk (Q = K)",
                                                   "tie_kv": "tie_kv (K = V)"}[max(val_loss, key=val_loss.get)]
 reveal(p_train, measured=", ".join(f"{n} {v:.3f}" for n, v in val_loss.items()), answer=worst,
-       note=f"after {STEPS} steps; the spread between the variants is {spread:.3f} nats.")
+       note=f"mean of {len(SEEDS)} seeds after {STEPS} steps: the variants differ by {spread:.3f} nats, "
+            f"one variant varies by up to {noise:.3f} between seeds.")
 
+# %% [markdown]
+# On text, in short runs, the three variants are hard to separate: a character model this small
+# gets most of its early progress from the current character and its neighbours, which all three
+# can represent. What does separate them clearly is *where* they look: with Q = K every position
+# pays markedly more attention to itself.
+#
 # %% [markdown]
 # ## 4. The answer is a weighted average of values (S004-E01)
 #
@@ -287,9 +299,10 @@ claims_table([
           holds=lm_runs["tie_qk"]["diag"] > 1.5 * lm_runs["separate"]["diag"]),
     Claim("S000-Q5.2", "tying W_k = W_v reduces flexibility", "worse model",
           f"{params_saved:,} fewer parameters; val loss {lm_runs['tie_kv']['val']:.3f} vs "
-          f"{lm_runs['separate']['val']:.3f}", holds=lm_runs["tie_kv"]["val"] > lm_runs["separate"]["val"] + 0.02,
-          verdict=("holds (a measurable cost)" if lm_runs["tie_kv"]["val"] > lm_runs["separate"]["val"] + 0.02
-                   else f"not measurable at {STEPS} steps")),
+          f"{lm_runs['separate']['val']:.3f} (seed spread {noise:.3f})",
+          holds=lm_runs["tie_kv"]["val"] > lm_runs["separate"]["val"] + noise,
+          verdict=("holds (a cost beyond seed noise)" if lm_runs["tie_kv"]["val"] > lm_runs["separate"]["val"] + noise
+                   else f"not measurable at {STEPS} steps (within seed noise)")),
     Claim("S001-Q2-followup", "with K = V, does the model still work?", "(unanswered)",
           f"yes: val loss {lm_runs['tie_kv']['val']:.3f} (unigram {unigram:.2f}); recall {recall['tie_kv']['acc']:.2f} "
           f"vs {recall['separate']['acc']:.2f} separate after {RECALL_STEPS} steps (context-guess level {plateau:.2f})",
@@ -299,7 +312,7 @@ claims_table([
           verdict="does not follow (not a measurement)"),
     Claim("S001-Q2-sub", "keys and values need two representation spaces", "(no number)",
           f"tie_kv: self-attention {lm_runs['tie_kv']['diag']:.3f} vs {lm_runs['separate']['diag']:.3f}, "
-          f"val loss +{lm_runs['tie_kv']['val'] - lm_runs['separate']['val']:.3f} at {STEPS} steps",
+          f"val loss {lm_runs['tie_kv']['val'] - lm_runs['separate']['val']:+.3f} at {STEPS} steps",
           holds=None, verdict="a capacity cost, measured above; not a necessity (K = V trains)"),
     Claim("S004-E01", "the asker receives a weighted average of all V", "Σ w_j V_j",
           f"head output = Σ w_j V_j to {float((out - rebuilt).abs().max()):.0e}",
