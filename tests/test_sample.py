@@ -231,13 +231,13 @@ def test_eos_rows_emit_padding_and_generation_stops(model):
 def test_mode_restored_and_output_is_a_normal_tensor(model):
     model.train()
     out = generate(model, [PROMPTS[0]], 3, temperature=0)
-    assert model.training
+    assert model.training and model.check_inputs                    # eval mode and skipped checks undone
     model.eval()
     emb = nn.Embedding(256, 4)
     emb(out).sum().backward()                                        # inference tensors would raise here
     assert not out.is_inference()
     for tok in stream_generate(model, [PROMPTS[0]], 2, temperature=0):
-        assert not tok.is_inference() and torch.is_grad_enabled()
+        assert not tok.is_inference() and torch.is_grad_enabled() and model.check_inputs
 
 
 def test_truncate_keeps_the_last_tokens():
