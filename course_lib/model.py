@@ -371,6 +371,11 @@ class Transformer(nn.Module):
                                  f"ignore), got {shape}")
             if labels.dtype.is_floating_point or labels.dtype == torch.bool:
                 raise ValueError(f"labels must be an integer tensor (torch.long), got dtype {labels.dtype}")
+            llo, lhi = torch.aminmax(labels.masked_fill(labels == -100, 0))
+            if int(llo) < 0 or int(lhi) >= c.vocab_size:
+                bad = int(llo) if int(llo) < 0 else int(lhi)
+                raise ValueError(f"labels contains {bad}; targets must lie in [0, {c.vocab_size - 1}] "
+                                 f"(vocab_size={c.vocab_size}) or be -100 (no loss)")
         if head_mask is not None:
             if not isinstance(head_mask, torch.Tensor) or tuple(head_mask.shape) != (c.n_layers, c.n_heads):
                 shape = tuple(head_mask.shape) if isinstance(head_mask, torch.Tensor) else type(head_mask).__name__

@@ -260,6 +260,8 @@ def test_length_limit_and_allow_longer(nano_config):
     (dict(attention_mask=torch.ones(2, 4)), r"attention_mask must have shape .*\(2, 5\)"),
     (dict(labels=torch.ones(2, 4, dtype=torch.long)), r"labels must have the shape of input_ids \(2, 5\)"),
     (dict(labels=torch.ones(2, 5)), "labels must be an integer tensor"),
+    (dict(labels=torch.full((2, 5), 256)), r"labels contains 256; targets must lie in \[0, 255\]"),
+    (dict(labels=torch.full((2, 5), -1)), "labels contains -1"),
     (dict(position_ids=torch.ones(2, 4, dtype=torch.long)), "position_ids must have shape"),
     (dict(head_mask=torch.ones(4)), r"head_mask must have shape \(n_layers, n_heads\) = \(2, 4\)"),
     (dict(loss_reduction="mean"), "loss_reduction='mean' must be one of"),
