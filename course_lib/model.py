@@ -218,6 +218,14 @@ class Transformer(nn.Module):
         return KVCache(c.n_layers, batch_size, c.n_kv_heads, c.head_dim, max_len or c.context_length,
                        dtype=dtype, device=self.device, quantize=quantize)
 
+    def set_attn_impl(self, impl: str) -> "Transformer":
+        """Switch every layer to another attention implementation, keeping the weights (all four
+        compute the same function except "linear", which is a different model). Returns ``self``."""
+        self.config = self.config.replace(attn_impl=impl)            # validates the combination
+        for layer in self.layers:
+            layer.attn.impl = impl
+        return self
+
     def unembed(self, hidden: torch.Tensor) -> torch.Tensor:
         """Final norm + output head on any hidden state ``(B, T, D) -> (B, T, V)`` float32:
         the "logit lens" on ``captured["hidden_states"][i]``."""

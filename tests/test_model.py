@@ -279,3 +279,15 @@ def test_int32_ids_are_accepted(nano_config):
     model = Transformer(nano_config).eval()
     ids = torch.randint(0, 256, (1, 5))
     torch.testing.assert_close(model(ids.int()).logits, model(ids).logits)
+
+
+def test_set_attn_impl_keeps_weights(nano_config):
+    model = Transformer(nano_config).eval()
+    ids, mask = left_padded_batch([9, 4])
+    with torch.no_grad():
+        ref = model(ids, attention_mask=mask).logits
+        for impl in ("naive", "chunked", "sdpa"):
+            assert model.set_attn_impl(impl).config.attn_impl == impl
+            torch.testing.assert_close(model(ids, attention_mask=mask).logits, ref, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="attn_impl"):
+        model.set_attn_impl("flash")
