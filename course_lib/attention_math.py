@@ -239,7 +239,8 @@ def gumbel_weights(scores: Tensor, tau: float = 1.0, hard: bool = False,
     the forward pass with the straight-through gradient. As tau -> 0 the sample becomes one-hot."""
     if tau <= 0:
         raise ValueError(f"tau={tau} must be > 0")
-    u = torch.rand(scores.shape, generator=generator, dtype=scores.dtype, device=scores.device)
+    dev = generator.device if generator is not None else scores.device   # noise where the generator lives
+    u = torch.rand(scores.shape, generator=generator, dtype=scores.dtype, device=dev).to(scores.device)
     e = (-torch.log(u.clamp(1e-20, 1.0))).clamp_min(1e-20)  # Exp(1) draws
     g = -torch.log(e)  # standard Gumbel noise
     noisy = torch.where(torch.isfinite(scores), scores + g, scores)

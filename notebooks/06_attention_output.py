@@ -227,7 +227,7 @@ for norm, kw in normalizers.items():
     with probes.attention_normalizer(norm, generator=torch.Generator().manual_seed(0), **kw):
         hist = train(m)
         lookup[norm] = dict(loss=hist.loss, val=probes.dataset_loss(m, val),
-                            dq=float((m.layers[0].attn.q_proj.weight.detach() - wq0).norm() / wq0.norm()))
+                            dq=float((m.layers[0].attn.q_proj.weight.detach().cpu() - wq0).norm() / wq0.norm()))
     print(f"{norm:>16}: val loss {lookup[norm]['val']:.3f}, relative change of W_q {lookup[norm]['dq']:.3f}")
 viz.plot_curves({k: r["loss"] for k, r in lookup.items()}, smooth=10, title="Soft vs hard lookup (character LM)");
 
@@ -254,7 +254,7 @@ reveal(p_hard, measured=f"relative change {lookup['hard']['dq']:.3f}", answer="n
 
 # %%
 taus = [4.0, 1.0, 0.3, 0.1, 0.03]
-s_last = cap_l["scores"][1][..., 8:, :]
+s_last = cap_l["scores"][1][..., 8:, :].cpu()
 g = torch.Generator().manual_seed(0)
 max_w = [float(am.gumbel_weights(s_last, tau=t, generator=g).max(-1).values.mean()) for t in taus]
 print({t: round(mw, 3) for t, mw in zip(taus, max_w)})
@@ -303,7 +303,7 @@ for name, m in sim_models.items():
 viz.plot_curves({k: r["loss"] for k, r in sim.items()}, smooth=10, title="Learned vs cosine similarity");
 
 # %%
-assert torch.equal(fixed.q_proj.weight, torch.eye(fixed.q_proj.weight.shape[0]))  # it stayed fixed
+assert torch.equal(fixed.q_proj.weight.cpu(), torch.eye(fixed.q_proj.weight.shape[0]))  # it stayed fixed
 assert sim["fixed cosine"]["beats_self"] == 0.0 and sim["tied (learned cosine)"]["beats_self"] < 0.01
 assert sim["learned W_q, W_k"]["beats_self"] > 0.2                  # it learns to look elsewhere
 reveal(p_cos, measured=f"{sim['fixed cosine']['beats_self']:.0%} (fixed), "

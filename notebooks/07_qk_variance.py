@@ -168,7 +168,7 @@ assert abs(median_abs - 0.674) < 0.03 and frac_ge_15 < 0.2
 
 # %%
 p_init = predict("nb07-init",
-                 "In the course model at initialisation (init_std 0.02, dim 128, d_k 32), Var(q·k) in layer 0 is ...",
+                 "In the course model at initialisation (weights drawn with std 0.02), Var(q·k) in layer 0 is ...",
                  choices=["about d_k = 32", "about 1", "far below 1"])
 
 # %%

@@ -259,7 +259,8 @@ reveal(p_train, measured=", ".join(f"{k} {v:.3f}" for k, v in val_at.items()), a
 # What the numbers say, and what they do not:
 #
 # * **No scaling** makes the attention nearly one-hot from the first step, and it stays that way:
-#   the entropy is the lowest, and the loss falls behind more as d_k grows. But the gradient of
+#   the entropy is the lowest, and the loss falls behind more as d_k grows (at d_k = 16 a spread of
+#   4 is still workable, and no scaling can even come out ahead). But the gradient of
 #   W_q does **not** vanish; it is larger than with 1/sqrt(d_k). The softmax Jacobian does shrink
 #   (section 2), yet the same factor that multiplies q·k also multiplies its gradient, and Adam
 #   normalises gradient sizes anyway. "Vanishing gradients" is the wrong picture; "a model that
@@ -269,8 +270,8 @@ reveal(p_train, measured=", ".join(f"{k} {v:.3f}" for k, v in val_at.items()), a
 #   takes time: within this budget it is behind. It is not "wrong": μP (Yang et al. 2021) uses
 #   1/d_k on purpose, together with a matching learning rate, so that wider models behave like
 #   narrower ones.
-# * Under the fast budget we train for only a couple of minutes in all; the full budget trains ten
-#   times longer and adds d_k = 256, where the gaps are larger.
+# * Under the fast budget each run takes a few seconds; the full budget trains more than ten times
+#   longer and adds d_k = 256.
 #
 # ## 4. Overflow: naive vs stable softmax in float16
 #
