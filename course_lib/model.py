@@ -273,7 +273,12 @@ class Transformer(nn.Module):
 
         # One mask for all layers. The common training call (no padding, no cache) passes none and
         # lets SDPA use its causal kernel.
-        bias = alibi_bias(self.alibi_slopes, T, S, c.causal) if c.pos == "alibi" else None
+        bias = None
+        if c.pos == "alibi":
+            slopes = self.alibi_slopes
+            if slopes.dtype != torch.float32:             # model.to(bf16) casts buffers; keep slopes exact
+                slopes = alibi_slopes(c.n_heads).to(slopes.device)
+            bias = alibi_bias(slopes, T, S, c.causal)                           # (1, H, T, S) float32
         is_causal = c.causal and attention_mask is None and past == 0 and bias is None
         mask = None if is_causal else build_attention_mask(attention_mask, T, S, c.causal, device=x.device)
 

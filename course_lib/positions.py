@@ -162,4 +162,4 @@ def alibi_bias(slopes: torch.Tensor, q_len: int, k_len: int, causal: bool = True
     k_idx = torch.arange(k_len, device=slopes.device)[None, :]
     dist = (q_idx - k_idx).to(torch.float32)
     dist = dist.clamp(min=0) if causal else dist.abs()
-    return (-slopes[:, None, None] * dist).unsqueeze(0)
+    return (-slopes.float()[:, None, None] * dist).unsqueeze(0)
