@@ -291,3 +291,18 @@ def test_set_attn_impl_keeps_weights(nano_config):
             torch.testing.assert_close(model(ids, attention_mask=mask).logits, ref, atol=1e-5, rtol=1e-4)
     with pytest.raises(ValueError, match="attn_impl"):
         model.set_attn_impl("flash")
+
+
+@pytest.mark.parametrize("pos", ["rope", "alibi"])
+def test_bf16_model_runs_with_cache(nano_config, pos):
+    model = Transformer(nano_config.replace(pos=pos)).to(torch.bfloat16)
+    ids, mask = left_padded_batch([8, 5])
+    out = model(ids, labels=ids, attention_mask=mask)
+    out.loss.backward()
+    assert torch.isfinite(out.loss)
+    cache = model.new_kv_cache(2, 12)
+    assert cache.dtype == torch.bfloat16
+    with torch.no_grad():
+        model(ids, attention_mask=mask, kv_cache=cache)
+        step = model(ids[:, -1:], attention_mask=torch.cat([mask, mask[:, -1:]], 1), kv_cache=cache)
+    assert torch.isfinite(step.logits).all()
