@@ -297,7 +297,7 @@ claims = [
           verdict="the numbers hold; the label is wrong (UTF-8)"),
     Claim("S000-Q1.1", "BPE turns the 6 bytes into 2 tokens, attention 36 -> 4", "6 -> 2, 36 -> 4",
           f"BPE 6400 here: {nihao_tokens} tokens, {len(utf8) ** 2} -> {nihao_tokens ** 2}",
-          holds=nihao_tokens == 2, citation="depends on the tokenizer; true for ours"),
+          holds=nihao_tokens == 2, citation="depends on the tokenizer and its training text"),
     Claim("S000-Q1.1", "6400 tokens are more efficient than 260,000 Chinese characters", "260,000 characters",
           f"Unicode {unicodedata.unidata_version} has {cjk_total:,} CJK ideographs; this corpus uses {len(counts):,}, "
           f"{n_99:,} cover 99%", holds=cjk_total > 200_000, verdict="the 260,000 figure does not hold"),

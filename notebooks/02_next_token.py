@@ -131,7 +131,7 @@ def train(data, steps=STEPS, **changes):
     model = Transformer(model_cfg.replace(**changes))
     hist = Trainer(model, data, TrainConfig(batch_size=16, max_steps=steps, lr=1e-2, warmup_steps=steps // 15,
                                             seed=0, progress=False, log_every=0)).fit()
-    return model.eval(), hist
+    return model.cpu().eval(), hist          # evaluate on the CPU, whatever device trained it
 
 
 runs = {"shifted": train(items), "unrelated": train(unrelated, steps=STEPS * 2 // 3),
@@ -336,7 +336,7 @@ mc_model = Transformer(ModelConfig.nano(vocab_size=K, max_seq_len=L_MC))
 mc_steps = by_budget(fast=250, full=1500)
 Trainer(mc_model, mc_items, TrainConfig(batch_size=32, max_steps=mc_steps, lr=1e-2, warmup_steps=mc_steps // 10,
                                         seed=0, progress=False, log_every=0)).fit()
-mc_model.eval()
+mc_model.cpu().eval()
 
 
 @torch.no_grad()

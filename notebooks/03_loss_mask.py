@@ -204,7 +204,7 @@ for name, (reduction, mask) in VARIANTS.items():
     histories[name] = Trainer(model, as_items(train_rows, mask),
                               TrainConfig(batch_size=16, max_steps=STEPS, lr=3e-3, warmup_steps=STEPS // 10, seed=0,
                                           loss_reduction=reduction, progress=False, log_every=0)).fit()
-    models[name] = model.eval()
+    models[name] = model.cpu().eval()       # evaluate on the CPU, whatever device trained it
 viz.plot_curves({n: h.loss for n, h in histories.items()}, "step", "training loss (as each run defines it)", smooth=5)
 
 # %% [markdown]
