@@ -29,16 +29,16 @@ REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO / "notebooks"
 README = NOTEBOOK_DIR / "README.md"
 START, END = "<!-- notebook-table:start -->", "<!-- notebook-table:end -->"
-HEADER = ("NB", "title", "question ids", "status", "fast: time (s)", "fast: peak memory (MB)")
+HEADER = ("NB", "title", "question ids", "status", "fast: time (s)", "fast: CPU time (s)", "fast: peak memory (MB)")
 
 _WRAPPER = r"""
 import json, resource, subprocess, sys, time
 t0 = time.perf_counter()
 rc = subprocess.run(sys.argv[1:]).returncode
 wall = time.perf_counter() - t0
-rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-rss_mb = rss / 1e6 if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KiB on Linux
-print("@@MEASURE@@" + json.dumps({"rc": rc, "wall_s": wall, "peak_mb": rss_mb}))
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+rss_mb = ru.ru_maxrss / 1e6 if sys.platform == "darwin" else ru.ru_maxrss / 1024  # bytes on macOS, KiB on Linux
+print("@@MEASURE@@" + json.dumps({"rc": rc, "wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_mb": rss_mb}))
 """
 
 
@@ -63,7 +63,7 @@ def measure(nb: Path, runner: str = "nbval", python: str = sys.executable, env_e
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
     m = re.search(r"@@MEASURE@@(\{.*\})", proc.stdout)
     if not m:
-        return {"rc": proc.returncode or 1, "wall_s": float("nan"), "peak_mb": float("nan"),
+        return {"rc": proc.returncode or 1, "wall_s": float("nan"), "cpu_s": float("nan"), "peak_mb": float("nan"),
                 "tail": (proc.stdout + proc.stderr)[-3000:]}
     out = json.loads(m.group(1))
     out["tail"] = (proc.stdout.replace(m.group(0), "") + proc.stderr)[-3000:]
@@ -80,12 +80,18 @@ def split_row(line: str) -> list[str]:
 
 
 def parse_table(block: str) -> list[list[str]]:
-    rows = []
+    """Rows of the README table as lists of ``len(HEADER)`` cells, mapped by column name (so a table
+    written with fewer columns keeps its figures in the right places)."""
+    rows, header = [], list(HEADER)
     for line in block.splitlines():
         cells = split_row(line)
-        if not cells or set("".join(cells)) <= set("-: ") or cells[0] == HEADER[0]:
+        if not cells or set("".join(cells)) <= set("-: "):
             continue
-        rows.append(cells + [""] * (len(HEADER) - len(cells)))
+        if cells[0] == HEADER[0]:
+            header = cells
+            continue
+        by_name = dict(zip(header, cells))
+        rows.append([by_name.get(col, "") for col in HEADER])
     return rows
 
 
@@ -113,8 +119,19 @@ def update_readme(text: str, results: dict[str, dict], written: set[str], footer
             r = results[num]
             ok = r["rc"] == 0
             row[4] = f"{r['wall_s']:.0f}" + ("" if ok else " (failed)")
-            row[5] = f"{r['peak_mb']:.0f}"
+            row[5] = f"{r.get('cpu_s', float('nan')):.0f}"
+            row[6] = f"{r['peak_mb']:.0f}"
     return head + START + "\n" + render_table(rows, footer if footer is not None else old_footer) + "\n" + END + tail
+
+
+def written_notebooks() -> set[str]:
+    """Numbers of the notebooks whose .py is committed (all .py files when git is unavailable)."""
+    try:
+        out = subprocess.run(["git", "ls-files", "notebooks"], capture_output=True, text=True, cwd=REPO, check=True)
+        names = [Path(line).name for line in out.stdout.splitlines()]
+    except (OSError, subprocess.CalledProcessError):
+        names = [p.name for p in NOTEBOOK_DIR.glob("*.py")]
+    return {n[:2] for n in names if re.match(r"^\d\d_.*\.py$", n)}
 
 
 def resolve(args: list[str]) -> list[Path]:
@@ -143,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--python", default=sys.executable, help="interpreter of the course environment")
     args = ap.parse_args(argv)
 
-    written = {p.stem[:2] for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.py")}
+    written = written_notebooks()
     results: dict[str, dict] = {}
     failed = 0
     if not args.status_only:
@@ -152,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             r = measure(nb, args.runner, args.python)
             results[nb.stem[:2]] = r
             status = "ok" if r["rc"] == 0 else f"FAILED (exit {r['rc']})"
-            print(f"  {nb.name}: {r['wall_s']:.1f} s, peak {r['peak_mb']:.0f} MB, {status}")
+            print(f"  {nb.name}: {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU, peak {r['peak_mb']:.0f} MB, {status}")
             if r["rc"] != 0:
                 failed += 1
                 print(r["tail"])
@@ -160,7 +177,9 @@ def main(argv: list[str] | None = None) -> int:
         footer = None
         if results:
             footer = (f"_Measured {_dt.date.today().isoformat()} with `scripts/measure_notebooks.py` "
-                      f"({os.cpu_count()} CPU cores, COURSE_BUDGET=fast, whole nbval run incl. kernel start)._")
+                      f"({os.cpu_count()} CPU cores, COURSE_BUDGET=fast, whole nbval run incl. kernel start; "
+                      f"load average {os.getloadavg()[0]:.1f} at the end: on a busy machine wall time exceeds "
+                      f"CPU time)._")
         README.write_text(update_readme(README.read_text(encoding="utf-8"), results, written, footer),
                           encoding="utf-8")
         print(f"updated {README.relative_to(REPO)}")

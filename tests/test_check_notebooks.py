@@ -152,13 +152,15 @@ def test_measure_readme_table_update():
     text = ("intro\n" + mn.START + "\n| NB | title | question ids | status | t | m |\n|---|---|---|---|---|---|\n"
             "| 01 | Tokens | S000-Q1 | planned |  |  |\n| 02 | Shift | S000-Q2 | planned | 50 | 700 |\n"
             + mn.END + "\noutro\n")
-    out = mn.update_readme(text, {"01": {"rc": 0, "wall_s": 61.4, "peak_mb": 812.2}}, {"01", "02"}, "_Measured x_")
+    text = text.replace("| t | m |", "| fast: time (s) | fast: peak memory (MB) |")  # an older, 6-column table
+    out = mn.update_readme(text, {"01": {"rc": 0, "wall_s": 61.4, "cpu_s": 30.2, "peak_mb": 812.2}}, {"01", "02"},
+                           "_Measured x_")
     rows = mn.parse_table(out.split(mn.START)[1].split(mn.END)[0])
-    assert rows[0] == ["01", "Tokens", "S000-Q1", "written", "61", "812"]
-    assert rows[1] == ["02", "Shift", "S000-Q2", "written", "50", "700"]  # not measured: figures kept
+    assert rows[0] == ["01", "Tokens", "S000-Q1", "written", "61", "30", "812"]
+    assert rows[1] == ["02", "Shift", "S000-Q2", "written", "50", "", "700"]  # not measured: figures kept
     assert out.startswith("intro\n") and out.endswith("outro\n") and "_Measured x_" in out
-    failed = mn.update_readme(out, {"02": {"rc": 1, "wall_s": 3.0, "peak_mb": 90.0}}, set())
-    assert "| 3 (failed) | 90 |" in failed and "_Measured x_" in failed
+    failed = mn.update_readme(out, {"02": {"rc": 1, "wall_s": 3.0, "cpu_s": 2.0, "peak_mb": 90.0}}, set())
+    assert "| 3 (failed) | 2 | 90 |" in failed and "_Measured x_" in failed
     with pytest.raises(ValueError):
         mn.update_readme("no markers", {}, set())
 
