@@ -11,6 +11,7 @@ Time
 """
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ __all__ = [
     "ModelCard", "MODEL_CARDS", "bytes_per_element", "kv_cache_bytes", "kv_bytes_per_token",
     "median_time", "prefill_time", "decode_step_time", "prefill_vs_decode", "throughput_vs_batch",
     "generation_time", "cached_decode_logits", "recompute_logits", "left_pad", "per_position_loss",
-    "fill_cache",
+    "fill_cache", "generation_speedup", "threads",
 ]
 
 
@@ -130,6 +131,22 @@ def kv_bytes_per_token(config_or_numbers, dtype=torch.float16) -> float:
 
 
 # ----------------------------------------------------------------------------------------- timing
+@contextlib.contextmanager
+def threads(n: Optional[int]):
+    """Run the block with ``torch.set_num_threads(n)`` (``None``: leave it alone), then restore.
+
+    Timings on one thread are slower but far more repeatable on a shared or busy machine (no thread
+    waits for a sibling that the OS has descheduled), and ratios measured on one thread compare like
+    with like."""
+    old = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 def median_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
     """Median wall-clock seconds of ``fn()`` over ``repeats`` calls, after ``warmup`` untimed calls."""
     if repeats < 1:
@@ -238,6 +255,22 @@ def generation_time(model, prompt: torch.Tensor, max_new_tokens: int, use_cache:
         generate(model, prompt, max_new_tokens, temperature=0.0, use_cache=use_cache)
     with torch.no_grad():
         return median_time(run, repeats, warmup)
+
+
+def generation_speedup(model, prompt: torch.Tensor, max_new_tokens: int, repeats: int = 3) -> Dict[str, float]:
+    """Uncached over cached time of greedy generation, the two measured back to back in every repeat
+    (so a burst of load elsewhere hits both); returns the median times and the median per-repeat ratio."""
+    from .sample import generate
+
+    on, off, ratios = [], [], []
+    with torch.no_grad():
+        generate(model, prompt, min(max_new_tokens, 4), temperature=0.0)              # warm-up
+        for _ in range(repeats):
+            a = median_time(lambda: generate(model, prompt, max_new_tokens, temperature=0.0, use_cache=True), 1, 0)
+            b = median_time(lambda: generate(model, prompt, max_new_tokens, temperature=0.0, use_cache=False), 1, 0)
+            on.append(a), off.append(b), ratios.append(b / a)
+    return {"cached_s": statistics.median(on), "uncached_s": statistics.median(off),
+            "speedup": statistics.median(ratios)}
 
 
 # ----------------------------------------------------------------------------------------- correctness
