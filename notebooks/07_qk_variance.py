@@ -237,7 +237,7 @@ for name, marker in (("default", "o"), ("qk_norm", "s")):
     ax.plot(layers, [s["var"] for s in init_stats[name]], marker=marker, ls="--", label=f"{name}, init")
     ax.plot(layers, [s["var"] for s in trained_stats[name]], marker=marker, label=f"{name}, trained")
 ax.axhline(cfg0.head_dim, color="k", lw=1, label="d_k")
-ax.set_yscale("log"); ax.set_xlabel("layer"); ax.set_ylabel("Var(raw q·k)"); ax.legend(fontsize=8)
+ax.set_yscale("log"); ax.set_xticks(list(layers)); ax.set_xlabel("layer"); ax.set_ylabel("Var(raw q·k)"); ax.legend(fontsize=8)
 ax.set_title("Raw score variance per layer");
 
 # %%

@@ -197,7 +197,7 @@ reveal(p_inv_d, measured=f"entropy {init_H['inv_d', hi]:.3f} of the maximum", an
 # norm of W_q, and the attention entropy at the end.
 
 # %%
-p_train = predict("nb08-train", "After training, which scaling has the worst loss at d_k = 256?",
+p_train = predict("nb08-train", "After training, which scaling has the worst loss at the largest head size we train?",
                   choices=["none (scale 1)", "1/sqrt(d_k)", "1/d_k", "all about equal"])
 
 # %%
