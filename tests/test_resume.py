@@ -142,3 +142,8 @@ def test_sigint_stops_after_the_current_step(tmp_path):
     assert h.interrupted and t.step == 2 and h.step == [1, 2]
     assert latest_checkpoint(tmp_path).name == "step_2"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_keep_last_checkpoints(tmp_path):
+    Trainer(fresh(0.0), data(), config(tmp_path, max_steps=4, save_every=1, keep_last_checkpoints=2)).fit()
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_3", "step_4"]
