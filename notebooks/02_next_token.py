@@ -184,7 +184,7 @@ reveal(p_pairings, measured=f"final losses {', '.join(f'{k} {v:.2f}' for k, v in
 #   of the shift is what the causal factorisation p(x) = ∏ p(x_t | x_<t) requires.
 # * **Shifted**: the only run whose held-out next-token loss is below the frequency baseline. (At the
 #   fast budget a byte-level model this small still writes poor continuations; the held-out loss is
-#   the honest comparison. The full budget trains long enough for recognisable words.)
+#   the honest comparison. Longer training, as under the full budget, improves the continuations.)
 #
 # ## 3. Mechanism vs task: causal and bidirectional attention
 #
