@@ -280,7 +280,7 @@ def smoothed(curve, w=8):
 inside = {s: band(c, L // 2, L) for s, c in curves.items()}
 far = {s: band(c, 3 * L, 4 * L) for s, c in curves.items()}
 ratio = {s: far[s] / inside[s] for s in curves}
-moved = (models["learned"].pos_embed.weight.detach() - init_pos).abs().amax(dim=1)
+moved = (models["learned"].pos_embed.weight.detach().cpu() - init_pos).abs().amax(dim=1)
 print("far / inside loss:", {s: round(r, 2) for s, r in ratio.items()})
 print(f"learned table: rows < L moved by up to {moved[:L].max():.3f}; rows ≥ L by {moved[L:].max():.1e}")
 

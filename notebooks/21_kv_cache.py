@@ -95,8 +95,10 @@ print(lm.config.n_layers, "layers,", lm.config.n_heads, "heads,", lm.config.n_kv
 # **About the timings.** Every time below is the median of several runs, and every ratio compares two
 # things measured back to back in the same process. Under the fast budget everything runs on one CPU
 # thread (`THREADS`): for models this small a second thread barely helps, and on a machine that is busy
-# with other work, threads waiting for each other can make timings swing wildly. Your absolute numbers
-# will differ from anyone else's; the ratios and the shapes of the curves are the result.
+# with other work, threads waiting for each other can make timings swing wildly. All timed models stay
+# on the CPU, even when a GPU is present (repeating the timings on a GPU is a good exercise: expect the
+# batch-1 decode to waste even more of the hardware). Your absolute numbers will differ from anyone
+# else's; the ratios and the shapes of the curves are the result.
 #
 # ## 1. Does the cache change the answer? (S000-Q11)
 #
@@ -283,7 +285,7 @@ gqa_loss = {}
 for n_kv in KV_CHOICES:
     torch.manual_seed(0)
     m = Transformer(ModelConfig(vocab_size=ctok.vocab_size, n_kv_heads=n_kv, max_seq_len=64, **GQA_SIZE))
-    Trainer(m, gqa_train, TrainConfig(batch_size=32, max_steps=by_budget(fast=150, full=2000), lr=5e-3,
+    Trainer(m, gqa_train, TrainConfig(batch_size=by_budget(fast=16, full=32), max_steps=by_budget(fast=120, full=2000), lr=5e-3,
                                       warmup_steps=10, log_every=0, progress=False, seed=0)).fit()
     gqa_loss[n_kv] = dataset_loss(m, gqa_val, max_items=by_budget(fast=256, full=2048))
     print(f"{GQA_SIZE['n_heads']} query heads, {n_kv} KV heads: val loss {gqa_loss[n_kv]:.3f}, "
@@ -431,7 +433,7 @@ assert all(torch.equal(a, row) for a, row in zip(alone, together[:, batch_ids.sh
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-CONTEXTS = by_budget(fast=[64, 512, 1536], full=[64, 256, 1024, 2000])
+CONTEXTS = by_budget(fast=[64, 384, 1024], full=[64, 256, 1024, 2000])
 BIG_BATCH = by_budget(fast=16, full=32)
 with inf.threads(THREADS):
     step = {b: [inf.decode_step_time(big, c, b, repeats=REPEATS) for c in CONTEXTS] for b in (1, BIG_BATCH)}

@@ -90,3 +90,15 @@ def test_per_position_loss_matches_token_losses(model):
     # past max_seq_len (128) for RoPE
     long = torch.randint(0, 256, (2, 200), generator=g)
     assert inf.per_position_loss(model, long).shape == (199,)
+
+
+def test_generation_speedup_and_threads(model):
+    prompt = torch.randint(0, 256, (1, 4), generator=torch.Generator().manual_seed(2))
+    r = inf.generation_speedup(model, prompt, 8, repeats=1)
+    assert r["cached_s"] > 0 and r["uncached_s"] > 0 and r["speedup"] > 0
+    before = torch.get_num_threads()
+    with inf.threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with inf.threads(None):
+        assert torch.get_num_threads() == before
