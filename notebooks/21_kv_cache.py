@@ -305,7 +305,7 @@ assert abs(gqa_gap) < 0.25, gqa_gap      # sharing one KV head costs some loss a
 # MQA, cache quantisation and paged allocation exist.
 #
 # The document also claims an int8 cache costs "<1%" accuracy. The library can store the cache as int8
-# (one scale per head and position); we measure the loss of the pretrained model on held-out text with
+# (one scale per head and position); we measure the loss of the pretrained model on a stretch of the corpus with
 # an fp32 cache and with an int8 cache.
 
 # %%
@@ -529,7 +529,7 @@ per_seq = inf.kv_cache_bytes("Llama-3-8B", 8192, 1, "fp16")
 print(f"per sequence {per_seq / GiB:.2f} GiB; batch of 16: {16 * per_seq / GiB:.0f} GiB")
 fit = int((80e9 - 16e9) // per_seq)
 print(f"sequences that fit in 80 GB beside 16 GB of weights: {fit}")
-assert per_seq == 2 * 32 * 8 * 128 * 8192 * 2 and fit == 59
+assert per_seq == 2 * 32 * 8 * 128 * 8192 * 2 == 2 ** 30   # exactly 1 GiB
 
 # %% [markdown]
 # **2.** For the pretrained course model, after how many tokens of one sequence does the fp32 KV cache
