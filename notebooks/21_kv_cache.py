@@ -433,7 +433,7 @@ assert all(torch.equal(a, row) for a, row in zip(alone, together[:, batch_ids.sh
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-CONTEXTS = by_budget(fast=[64, 384, 1024], full=[64, 256, 1024, 2000])
+CONTEXTS = by_budget(fast=[64, 512, 1536], full=[64, 256, 1024, 2000])
 BIG_BATCH = by_budget(fast=16, full=32)
 with inf.threads(THREADS):
     step = {b: [inf.decode_step_time(big, c, b, repeats=REPEATS) for c in CONTEXTS] for b in (1, BIG_BATCH)}
