@@ -405,6 +405,8 @@ def _add_training_args(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps")
     p.add_argument("--dtype", default="auto", help="auto (default: bf16 on capable GPUs), float32, bfloat16, float16")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="CPU threads for torch (default: torch's choice; 1 is often faster on a busy machine)")
     p.add_argument("--log-every", type=int, default=50, help="a log line every N steps (0: none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--tokenizer-chars", type=_positive_int, default=1_500_000,
@@ -447,6 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokenizer", default=None, help="a tokenizer other than the checkpoint's own")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for torch")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("tokenizer", help="train a byte-level BPE tokenizer and save tokenizer.json",
@@ -470,6 +473,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    if getattr(args, "threads", None):
+        import torch
+        torch.set_num_threads(args.threads)
     if getattr(args, "out", "x") is None:
         args.out = f"runs/{args.command}-{PRESET_ALIASES.get(args.preset, args.preset)}"
     try:
