@@ -236,6 +236,7 @@ def _run_training(args, kind: str) -> int:
          f"global batch {cfg.batch_size} x {cfg.grad_accum_steps} x {D.info().world_size} processes, "
          f"{cfg.max_steps} steps, lr {cfg.lr:g} ({cfg.schedule}), out {out}")
 
+    _set_threads(args)
     meta = {"kind": kind, "preset": preset, "data": what, "seq_len": seq_len,
             "command": "python -m course_lib " + " ".join(map(str, args.argv))}
     trainer = Trainer(model, train_set, cfg, eval_data=val_set, tokenizer=tokenizer, metadata=meta)
@@ -303,6 +304,7 @@ def cmd_generate(args) -> int:
     tokenizer = load_tokenizer(args.tokenizer or folder)
     device = pick_device(None if args.device == "auto" else args.device)
     model = load_checkpoint(folder, device=device)
+    _set_threads(args, to_stderr=True)
     if args.chat:
         text = tokenizer.apply_chat_template([{"role": "user", "content": args.prompt}], add_generation_prompt=True)
         prompt_ids = tokenizer.encode(text)
@@ -462,7 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _set_threads(args) -> None:
+def _set_threads(args, to_stderr: bool = False) -> None:
     """--threads, or on a busy machine as many torch threads as there are idle cores (at least 1).
 
     Why: on a CPU where other processes already use the cores, torch's default of one thread per
@@ -486,8 +488,12 @@ def _set_threads(args) -> None:
     idle = int((os.cpu_count() or 1) - load + 0.5)
     if idle < torch.get_num_threads():
         torch.set_num_threads(max(1, idle))
-        _log(f"busy machine (load {load:.1f} on {os.cpu_count()} CPUs): using {torch.get_num_threads()} torch "
-             "thread(s); pass --threads N to choose")
+        msg = (f"busy machine (load {load:.1f} on {os.cpu_count()} CPUs): using {torch.get_num_threads()} torch "
+               "thread(s); pass --threads N to choose")
+        if to_stderr:
+            print(msg, file=sys.stderr, flush=True)
+        else:
+            _log(msg)
 
 
 def _one_line(err: BaseException) -> str:
@@ -501,7 +507,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    _set_threads(args)
     if getattr(args, "out", "x") is None:
         args.out = f"runs/{args.command}-{PRESET_ALIASES.get(args.preset, args.preset)}"
     try:
