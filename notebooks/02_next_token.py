@@ -136,7 +136,7 @@ def train(data, steps=STEPS, **changes):
 
 runs = {"shifted": train(items), "unrelated": train(unrelated, steps=STEPS * 2 // 3),
         "reversed": train(reversed_items, steps=STEPS * 2 // 3)}
-final = {name: sum(h.loss[-10:]) / 10 for name, (_, h) in runs.items()}
+final = {name: sum(h.loss[-10:]) / len(h.loss[-10:]) for name, (_, h) in runs.items()}
 ax = viz.plot_curves({name: h.loss for name, (_, h) in runs.items()}, "step", "training loss (nats per byte)",
                      smooth=5)
 ax.axhline(H_unigram, color="k", ls="--", lw=1)
@@ -227,7 +227,7 @@ with torch.no_grad():
     # the last position of a window: its target is NOT in the input, as in generation
     last = {name: F.cross_entropy(m(val_x).logits[:, -1], val_y[:, -1]).item()
             for name, m in (("causal", causal), ("bidirectional", bidir))}
-train_final = {"causal": final["shifted"], "bidirectional": sum(bidir_hist.loss[-10:]) / 10}
+train_final = {"causal": final["shifted"], "bidirectional": sum(bidir_hist.loss[-10:]) / len(bidir_hist.loss[-10:])}
 print(f"training loss: causal {train_final['causal']:.3f}, bidirectional {train_final['bidirectional']:.3f}")
 print(f"loss at the last position (target unseen): causal {last['causal']:.3f}, bidirectional {last['bidirectional']:.3f}")
 print(f"largest influence of a future token on position {t_probe}: causal {future_causal:.1e}, "
