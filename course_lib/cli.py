@@ -1,6 +1,6 @@
 """Command line: ``python -m course_lib pretrain | sft | generate | tokenizer`` (each with ``--help``).
 
-    python -m course_lib pretrain --preset tiny                  # ~3 min on a 2-core CPU
+    python -m course_lib pretrain --preset tiny                  # 500 steps, 2-4 min on a 2-core CPU
     python -m course_lib generate --ckpt runs/pretrain-tiny --prompt 今天
     torchrun --nproc_per_node=2 -m course_lib pretrain --preset tiny --batch-size 8
 
@@ -22,7 +22,7 @@ from typing import List, Optional, Sequence
 # Defaults per preset, sized so that the tiny preset trains in a few minutes on a 2-core CPU.
 PRESET_DEFAULTS = {
     "nano": dict(max_steps=200, batch_size=16, seq_len=64, lr=3e-3, warmup_steps=20, save_every=100),
-    "tiny": dict(max_steps=600, batch_size=16, seq_len=128, lr=2e-3, warmup_steps=30, save_every=200),
+    "tiny": dict(max_steps=500, batch_size=16, seq_len=128, lr=2e-3, warmup_steps=30, save_every=250),
     "minimind_26m": dict(max_steps=2000, batch_size=32, seq_len=256, lr=5e-4, warmup_steps=100, save_every=500),
 }
 PRESET_ALIASES = {"26m": "minimind_26m", "minimind": "minimind_26m"}
@@ -384,7 +384,7 @@ def _add_training_args(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument("--seq-len", type=_positive_int, default=None, help="tokens per training sequence "
                                                                        "(default: 128 for tiny)")
     p.add_argument("--max-seq-len", type=_positive_int, default=None, help="override the model's max_seq_len")
-    p.add_argument("--max-steps", type=_positive_int, default=None, help="optimizer steps (default: 600 for tiny)")
+    p.add_argument("--max-steps", type=_positive_int, default=None, help="optimizer steps (default: 500 for tiny)")
     p.add_argument("--batch-size", type=_positive_int, default=None,
                    help="sequences per micro-batch per process (default: 16 for tiny)")
     p.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step (default 1)")
@@ -398,7 +398,7 @@ def _add_training_args(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument("--val-fraction", type=float, default=0.02, help="documents held out for the eval loss")
     p.add_argument("--eval-every", type=int, default=0, help="eval every N steps (0: only at the end)")
     p.add_argument("--eval-batches", type=_positive_int, default=20)
-    p.add_argument("--save-every", type=int, default=None, help="checkpoint every N steps (default: 200 for tiny)")
+    p.add_argument("--save-every", type=int, default=None, help="checkpoint every N steps (default: 250 for tiny)")
     p.add_argument("--keep-last", type=_positive_int, default=None, help="keep only the newest N checkpoints")
     p.add_argument("--out", default=None, help=f"run folder for step_<N>/ checkpoints (default: runs/{kind}-<preset>)")
     p.add_argument("--resume", nargs="?", const="latest", default=None, metavar="PATH",
