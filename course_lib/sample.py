@@ -498,19 +498,39 @@ class _Generation:
                                self.cache is not None)
 
 
+class _GenerationMode:
+    """Eval mode and no per-call input checks while generating; both restored afterwards.
+
+    The prompt was validated once in :func:`_plan` and every later token comes from an argmax or a
+    draw over the vocabulary, so re-checking ids on every decode step (a device sync and a few
+    Python branches per call) would be pure overhead.
+    """
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+
+    def __enter__(self) -> None:
+        self.was_training = self.model.training
+        self.had_checks = getattr(self.model, "check_inputs", None)
+        self.model.eval()
+        if self.had_checks is not None:
+            self.model.check_inputs = False
+
+    def __exit__(self, *exc) -> None:
+        self.model.train(self.was_training)
+        if self.had_checks is not None:
+            self.model.check_inputs = self.had_checks
+
+
 def _run(model: nn.Module, plan: _Plan, measure: bool) -> _Generation:
     gen = _Generation(model, plan, measure)
-    was_training = model.training
-    model.eval()
-    try:
+    with _GenerationMode(model):
         while True:
             token = gen.step()
             if token is None:
                 break
             if plan.callback is not None and plan.callback(gen.steps - 1, token.clone()) is True:
                 break
-    finally:
-        model.train(was_training)
     return gen
 
 
@@ -566,21 +586,16 @@ def stream_generate(model: nn.Module, input_ids: TokenIds, max_new_tokens: int, 
 
 def _stream(model: nn.Module, plan: _Plan) -> Iterator[torch.Tensor]:
     gen = _Generation(model, plan)
-    was_training = model.training
-    try:
-        while True:
-            model.eval()  # (re-)set each step: the caller may touch the model between steps
+    while True:
+        with _GenerationMode(model):  # per step: between steps the model is the caller's again
             token = gen.step()
-            if token is None:
-                return
-            token = token.clone()
-            stop = plan.callback is not None and plan.callback(gen.steps - 1, token.clone()) is True
-            model.train(was_training)
+        if token is None:
+            return
+        token = token.clone()
+        if plan.callback is not None and plan.callback(gen.steps - 1, token.clone()) is True:
             yield token
-            if stop:
-                return
-    finally:
-        model.train(was_training)
+            return
+        yield token
 
 
 # ============================================================================ scoring and beams
@@ -672,10 +687,8 @@ def beam_search(model: nn.Module, input_ids: TokenIds, num_beams: int, max_new_t
         hyp = Hypothesis(ids.clone(), 0.0, 0.0, False)
         return (hyp.tokens, hyp.score, [hyp]) if return_all else (hyp.tokens, hyp.score)
 
-    was_training = model.training
-    model.eval()
     finished: List[Hypothesis] = []
-    try:
+    with _GenerationMode(model):
         with torch.inference_mode():
             beams = ids.expand(k, T).clone()                                 # (k, T + i)
             scores = torch.full((k,), float("-inf"), device=device)
@@ -729,8 +742,6 @@ def beam_search(model: nn.Module, input_ids: TokenIds, num_beams: int, max_new_t
                     logits = model(beams, **kwargs).logits[:, -1]
             live = [Hypothesis(beams[i:i + 1].clone(), float(scores[i]), final_score(float(scores[i]), beams.shape[1] - T),
                                False) for i in range(beams.shape[0]) if float(scores[i]) != float("-inf")]
-    finally:
-        model.train(was_training)
     hyps = sorted(finished + live, key=lambda h: h.score, reverse=True)
     hyps = [Hypothesis(h.tokens.clone(), h.log_prob, h.score, h.finished) for h in hyps]  # leave inference mode
     best = hyps[0]
