@@ -31,3 +31,21 @@ def by_budget(fast: T, full: T) -> T:
 
 def is_fast() -> bool:
     return budget() == "fast"
+
+
+def set_budget_threads() -> int:
+    """Apply the course's CPU thread policy and return the torch thread count in use.
+
+    Under the fast budget on a machine without CUDA, the notebooks train tiny models whose matrix
+    products are too small to share between threads: the synchronisation costs more than it saves,
+    and on a busy laptop two threads can be several times slower than one. So the fast budget uses
+    one thread; the full budget keeps torch's default. ``$COURSE_THREADS`` overrides both.
+    """
+    override = os.environ.get("COURSE_THREADS", "").strip()
+    if override:
+        if not override.isdigit() or int(override) < 1:
+            raise ValueError(f"COURSE_THREADS={override!r} must be a positive integer")
+        torch.set_num_threads(int(override))
+    elif budget() == "fast" and not torch.cuda.is_available():
+        torch.set_num_threads(1)
+    return torch.get_num_threads()

@@ -32,7 +32,7 @@ import torch
 import course_lib
 from course_lib import (ByteTokenizer, CharTokenizer, ModelConfig, PackedDataset, TrainConfig, Trainer, Transformer,
                         load_corpus, train_tokenizer, viz)
-from course_lib.budget import budget, by_budget
+from course_lib.budget import budget, by_budget, set_budget_threads
 from course_lib.corpus import train_val_split
 from course_lib.measure import bits_per_char, tokens_per_char
 from course_lib.params import breakdown, bytes_for, shape_for_budget
@@ -42,8 +42,7 @@ viz.setup()
 import matplotlib.pyplot as plt  # noqa: E402
 
 torch.manual_seed(0)
-if budget() == "fast":
-    torch.set_num_threads(1)  # tiny models: one thread avoids thread contention on small, shared CPUs
+set_budget_threads()  # one thread under the fast budget: tiny models gain nothing from more
 print(f"course_lib {course_lib.__version__}, budget: {budget()}")
 
 # %% [markdown]

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 import course_lib
 from course_lib import (CharTokenizer, ModelConfig, PackedDataset, TrainConfig, Trainer, Transformer, generate,
                         load_corpus, masked_cross_entropy, viz)
-from course_lib.budget import budget, by_budget
+from course_lib.budget import budget, by_budget, set_budget_threads
 from course_lib.corpus import train_val_split
 from course_lib.data import IGNORE_INDEX, collate, shift_for_next_token
 from course_lib.measure import padding_waste, saved_tensor_bytes, time_fn
@@ -45,8 +45,7 @@ viz.setup()
 import matplotlib.pyplot as plt  # noqa: E402
 
 torch.manual_seed(0)
-if budget() == "fast":
-    torch.set_num_threads(1)  # tiny models: one thread avoids thread contention on small, shared CPUs
+set_budget_threads()  # one thread under the fast budget: tiny models gain nothing from more
 print(f"course_lib {course_lib.__version__}, budget: {budget()}")
 
 # %% [markdown]

@@ -66,11 +66,14 @@ import torch
 import course_lib.attention_math as am
 from course_lib import (CharTokenizer, ModelConfig, PackedDataset, TrainConfig, Trainer, Transformer,
                         by_budget, load_corpus, probes, viz)
+from course_lib.budget import set_budget_threads
 from course_lib.corpus import train_val_split
 from course_lib.socratic import Claim, claims_table, essence, predict, reveal
 
 viz.setup()
 import matplotlib.pyplot as plt  # noqa: E402
+
+set_budget_threads()  # one thread under the fast budget: tiny models gain nothing from more
 
 torch.manual_seed(0)
 
