@@ -101,7 +101,7 @@ def trainer_overhead(args, device) -> list:
     docs = load_corpus(max_chars=args.data_chars)
     tok = train_tokenizer(docs, vocab_size=6400)
     ds = PackedDataset(docs, tok, block_size=args.tiny_seq)
-    cfg = TrainConfig(batch_size=args.tiny_batch, grad_accum_steps=2, max_steps=10**6, lr=1e-3, warmup_steps=10,
+    cfg = TrainConfig(batch_size=args.tiny_batch, grad_accum_steps=2, max_steps=10**6, lr=1e-3, warmup_steps=0,
                       device=str(device), dtype="float32", progress=False, log_every=0)
     torch.manual_seed(0)
     m_trainer, m_bare = Transformer(ModelConfig.tiny()), Transformer(ModelConfig.tiny())
