@@ -10,6 +10,8 @@ Sections (``--only``):
   train   training step (forward + backward) at ``minimind_26m``, batch 4 x 256, float32:
           tokens/s ours vs ``LlamaForCausalLM`` with copied weights (goal >= 1.1x) and the peak
           memory of one step for both (each measured in a fresh process: RSS high-water mark).
+  compiled  the same step with ``torch.compile``: ours compiled vs transformers eager, and both
+          compiled (CPU compilation needs a C++ compiler and takes a minute or two per model).
   decode  batch-1 greedy decode with the KV cache, 256 new tokens: ``course_lib.generate`` vs
           ``LlamaForCausalLM.generate(do_sample=False)`` tokens/s (goal >= 1.5x).
   cache   our generate with vs without the KV cache at 1024 new tokens (goal >= 5x).
@@ -279,6 +281,50 @@ def bench_kv(args, device) -> List[Dict]:
     return rows
 
 
+def bench_train_compiled(args, device) -> List[Dict]:
+    """The same training step with ``torch.compile`` on both sides (and ours compiled vs theirs eager).
+
+    Compilation fuses the element-wise work around the matrix products (norms, SwiGLU, RoPE, the
+    loss); the matrix products themselves are the same for both libraries, so this row shows what
+    each library gets from the compiler rather than a difference in arithmetic.
+    """
+    config = ModelConfig.minimind_26m()
+    ours = build_ours(config, device)
+    hf = hf_copy(ours, device)
+    ours.train()
+    hf.train()
+    ours.check_inputs = False                 # the per-call id check is skipped under compile anyway
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, config.vocab_size, (args.batch, args.seq), generator=g).to(device)
+    steps = {"ours eager": train_step_fn(ours, ids, False), "hf eager": train_step_fn(hf, ids, True)}
+    failed = {}
+    for name, model in (("ours compiled", ours), ("hf compiled", hf)):
+        try:
+            step = train_step_fn(torch.compile(model), ids, name.startswith("hf"))
+            step()                                                   # compile once, outside the timing
+            steps[name] = step
+        except Exception as err:                                     # report, do not die
+            failed[name] = f"{type(err).__name__}: {err}"[:160]
+    times = interleaved_times(steps, repeats=args.repeats, warmup=1, device=device)
+    med = {k: median(v) for k, v in times.items()}
+    tokens = args.batch * args.seq
+    rows = []
+    if "ours compiled" in med:
+        rows.append({"benchmark": f"train step, ours compiled vs transformers eager, {args.batch}x{args.seq}, fp32",
+                     "ours": f"{tokens / med['ours compiled']:,.0f} tok/s",
+                     "transformers": f"{tokens / med['hf eager']:,.0f} tok/s",
+                     "ratio": f"{med['hf eager'] / med['ours compiled']:.2f}x", "goal": ">= 1.1x",
+                     "notes": f"ours eager in the same run: {tokens / med['ours eager']:,.0f} tok/s"})
+    if "ours compiled" in med and "hf compiled" in med:
+        rows.append({"benchmark": "train step, both compiled", "ours": f"{tokens / med['ours compiled']:,.0f} tok/s",
+                     "transformers": f"{tokens / med['hf compiled']:,.0f} tok/s",
+                     "ratio": f"{med['hf compiled'] / med['ours compiled']:.2f}x", "goal": "",
+                     "notes": "torch.compile (inductor) on both models"})
+    for name, why in failed.items():
+        rows.append({"benchmark": f"train step ({name})", "notes": f"failed: {why}"})
+    return rows
+
+
 def bench_gpu(args, device) -> List[Dict]:
     if not torch.cuda.is_available():
         return [{"benchmark": "GPU", "notes": "skipped: no CUDA device"}]
@@ -337,7 +383,7 @@ def bench_gpu(args, device) -> List[Dict]:
     return rows
 
 
-SECTIONS = {"train": bench_train, "decode": bench_decode, "cache": bench_cache, "kv": bench_kv, "gpu": bench_gpu}
+SECTIONS = {"train": bench_train, "compiled": bench_train_compiled, "decode": bench_decode, "cache": bench_cache, "kv": bench_kv, "gpu": bench_gpu}
 
 
 def main(argv=None) -> None:
@@ -375,7 +421,7 @@ def main(argv=None) -> None:
         args.gpu_batch = min(args.gpu_batch, 16)
     args.repeats = args.repeats or 5
     device = pick_device(None if args.device == "auto" else args.device)
-    default = "train,decode,cache,kv" + (",gpu" if torch.cuda.is_available() else "")
+    default = "train,compiled,decode,cache,kv" + (",gpu" if torch.cuda.is_available() else "")
     wanted = [s.strip() for s in (args.only or default).split(",") if s.strip()]
     unknown = [s for s in wanted if s not in SECTIONS]
     if unknown:
