@@ -5,6 +5,15 @@ import torch
 from course_lib.config import ModelConfig
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """The test models are tiny: one thread beats two (no fork/join per op), far more so on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     """Every test starts from the same random state (tests never depend on each other's draws)."""

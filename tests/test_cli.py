@@ -4,19 +4,8 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from course_lib.cli import main
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These models are tiny: one thread is faster than two (no fork/join per op), far more so on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 TEXT = "\n\n".join([
     "今天天气很好，我们一起去公园散步。",

@@ -12,15 +12,6 @@ from course_lib.model import Transformer
 from course_lib.train import TrainConfig, Trainer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These models are tiny: one thread is faster than two (no fork/join per op), far more so on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 WORKER = textwrap.dedent('''
     import sys, torch
     from safetensors.torch import save_file

@@ -9,15 +9,6 @@ from course_lib import pretrained
 from course_lib.pretrained import DEFAULT_PRETRAINED, load_pretrained, pretrained_metadata, pretrained_path
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These models are tiny: one thread is faster than two (no fork/join per op), far more so on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_shipped_checkpoint_is_small_and_complete():
     folder = pretrained_path()
     size = sum(f.stat().st_size for f in folder.iterdir())

@@ -11,15 +11,6 @@ from course_lib.model import Transformer
 from course_lib.train import TrainConfig, Trainer, latest_checkpoint, list_checkpoints
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These models are tiny: one thread is faster than two (no fork/join per op), far more so on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def data(n=40, seed=2):
     g = torch.Generator().manual_seed(seed)
     items = []

@@ -9,15 +9,6 @@ from course_lib.model import Transformer
 from course_lib.train import (SampleStream, TrainConfig, Trainer, TrainHistory, TrainingDiverged, param_groups)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These models are tiny: one thread is faster than two (no fork/join per op), far more so on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def masked_data(n=48, seed=1, vocab=256, lo=4, hi=40):
     """Variable-length sequences whose first third carries no loss (like an SFT prompt)."""
     g = torch.Generator().manual_seed(seed)
