@@ -103,13 +103,38 @@ def _rss_bytes() -> Optional[int]:
         return None
 
 
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's resident-set high-water mark (Linux >= 4.0); False where that is refused."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_bytes() -> Optional[int]:
+    """The kernel's resident-set high-water mark (``VmHWM``) of this process, in bytes."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def peak_rss_delta(fn: Callable[[], object], interval: float = 0.0005) -> Optional[int]:
     """Peak resident memory above the starting level while ``fn()`` runs (Linux only, else None).
 
-    Sampled by a thread every ``interval`` seconds, so short spikes can be missed and the allocator's
-    caching blurs it: use it for orders of magnitude, :func:`saved_tensor_bytes` for exact comparisons.
+    Where the kernel lets us reset its high-water mark, the peak is exact (``VmHWM``); otherwise a
+    thread samples the resident size every ``interval`` seconds, which can miss short spikes. The
+    allocator's caching blurs both: use it for orders of magnitude, :func:`saved_tensor_bytes` for
+    exact comparisons.
     """
     base = _rss_bytes()
+    exact = base is not None and _reset_peak_rss()
     if base is None:
         fn()
         return None
@@ -131,7 +156,8 @@ def peak_rss_delta(fn: Callable[[], object], interval: float = 0.0005) -> Option
         stop.set()
         th.join()
     r = _rss_bytes()
-    return max(peak[0], r or 0) - base
+    hwm = _peak_rss_bytes() if exact else None
+    return max(peak[0], r or 0, hwm or 0) - base
 
 
 def cuda_peak_bytes(fn: Callable[[], object], device=None) -> int:
