@@ -30,7 +30,7 @@ from torch.utils.data import Dataset
 
 __all__ = [
     "IGNORE_INDEX", "PAD_ID", "shift_for_next_token", "collate", "PretrainDataset",
-    "PackedDataset", "SFTDataset", "PAD_VALUES",
+    "PackedDataset", "SFTDataset", "PAD_VALUES", "packed_splits",
 ]
 
 IGNORE_INDEX = -100
@@ -394,6 +394,25 @@ class PackedDataset(Dataset):
                 f"tokens={len(self.tokens)}, block_size={self.block_size}, "
                 f"boundary={self.boundary!r})")
 
+
+
+def packed_splits(corpus: str, block_size: int, tokenizer=None, max_chars: int | None = None,
+                  val_fraction: float = 0.05, seed: int = 0, **kwargs):
+    """A named corpus split by document into train/validation, each packed into blocks.
+
+    The setup most language experiments in the notebooks share. ``tokenizer=None`` fits a
+    ``CharTokenizer`` on the loaded text (the smallest vocabulary that covers it). Extra keyword
+    arguments go to ``PackedDataset``. Returns ``(tokenizer, train, val)``.
+    """
+    from .corpus import load_corpus, train_val_split
+    from .tokenizer import CharTokenizer
+
+    train_docs, val_docs = train_val_split(load_corpus(corpus, max_chars=max_chars),
+                                           val_fraction=val_fraction, seed=seed)
+    if tokenizer is None:
+        tokenizer = CharTokenizer.from_texts(train_docs + val_docs)
+    return (tokenizer, PackedDataset(train_docs, tokenizer, block_size=block_size, **kwargs),
+            PackedDataset(val_docs, tokenizer, block_size=block_size, **kwargs))
 
 # --------------------------------------------------------------------------------------------
 # supervised fine-tuning on chats

@@ -64,10 +64,9 @@ import math
 import torch
 
 import course_lib.attention_math as am
-from course_lib import (CharTokenizer, ModelConfig, PackedDataset, TrainConfig, Trainer, Transformer,
-                        by_budget, load_corpus, probes, viz)
+from course_lib import ModelConfig, TrainConfig, Trainer, Transformer, by_budget, probes, viz
 from course_lib.budget import set_budget_threads
-from course_lib.corpus import train_val_split
+from course_lib.data import packed_splits
 from course_lib.socratic import Claim, claims_table, essence, predict, reveal
 
 viz.setup()
@@ -166,10 +165,7 @@ p_train = predict("nb05-train", "Which of the three trains worst on text?",
 
 # %%
 STEPS, SEQ = by_budget(fast=80, full=2000), 64
-train_docs, val_docs = train_val_split(load_corpus("kjv", max_chars=by_budget(fast=400_000, full=4_000_000)),
-                                       val_fraction=0.05, seed=0)
-tok = CharTokenizer.from_texts(train_docs + val_docs)
-data, val = PackedDataset(train_docs, tok, block_size=SEQ), PackedDataset(val_docs, tok, block_size=SEQ)
+tok, data, val = packed_splits("kjv", block_size=SEQ, max_chars=by_budget(fast=400_000, full=4_000_000))
 text_probe = torch.stack([val[i]["input_ids"] for i in range(16)])
 VARIANTS = {"separate": {}, "tie_qk": {"tie_qk": True}, "tie_kv": {"tie_kv": True}}
 SEEDS = by_budget(fast=[0, 1], full=[0, 1, 2])   # short runs are noisy: we need the seed-to-seed spread

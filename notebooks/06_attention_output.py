@@ -55,28 +55,21 @@
 # "train less stably than softmax". They leave the last question open.
 
 # %%
-import math
-
 import torch
 
 import course_lib.attention_math as am
-from course_lib import (CharTokenizer, ModelConfig, PackedDataset, TrainConfig, Trainer, Transformer,
-                        by_budget, load_corpus, probes, viz)
+from course_lib import ModelConfig, TrainConfig, Trainer, Transformer, by_budget, probes, viz
 from course_lib.budget import set_budget_threads
-from course_lib.corpus import train_val_split
+from course_lib.data import packed_splits
 from course_lib.socratic import Claim, claims_table, essence, predict, reveal
 
 viz.setup()
-import matplotlib.pyplot as plt  # noqa: E402
 
 set_budget_threads()  # one thread under the fast budget: tiny models gain nothing from more
 
 torch.manual_seed(0)
 STEPS, SEQ = by_budget(fast=80, full=1500), 64
-train_docs, val_docs = train_val_split(load_corpus("kjv", max_chars=by_budget(fast=400_000, full=4_000_000)),
-                                       val_fraction=0.05, seed=0)
-tok = CharTokenizer.from_texts(train_docs + val_docs)
-data, val = PackedDataset(train_docs, tok, block_size=SEQ), PackedDataset(val_docs, tok, block_size=SEQ)
+tok, data, val = packed_splits("kjv", block_size=SEQ, max_chars=by_budget(fast=400_000, full=4_000_000))
 text_probe = torch.stack([val[i]["input_ids"] for i in range(16)])
 
 

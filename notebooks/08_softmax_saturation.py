@@ -43,11 +43,9 @@ import math
 import torch
 
 import course_lib.attention_math as am
-from course_lib import (CharTokenizer, ModelConfig, PackedDataset, TrainConfig, Trainer, Transformer,
-                        by_budget, load_corpus, probes, viz)
-from course_lib.corpus import train_val_split
-from course_lib.data import collate
+from course_lib import ModelConfig, TrainConfig, Trainer, Transformer, by_budget, probes, viz
 from course_lib.budget import set_budget_threads
+from course_lib.data import collate, packed_splits
 from course_lib.socratic import Claim, claims_table, essence, predict, reveal
 
 viz.setup()
@@ -206,10 +204,7 @@ p_train = predict("nb08-train", "After training, which scaling has the worst los
 # %%
 TRAIN_DS = by_budget(fast=[16, 64], full=[16, 64, 256])
 STEPS, SEQ = by_budget(fast=120, full=1500), 64
-train_docs, val_docs = train_val_split(load_corpus("kjv", max_chars=by_budget(fast=400_000, full=4_000_000)),
-                                       val_fraction=0.05, seed=0)
-tok = CharTokenizer.from_texts(train_docs + val_docs)
-data, val = PackedDataset(train_docs, tok, block_size=SEQ), PackedDataset(val_docs, tok, block_size=SEQ)
+tok, data, val = packed_splits("kjv", block_size=SEQ, max_chars=by_budget(fast=400_000, full=4_000_000))
 text_probe = collate([val[i] for i in range(16)])
 print(f"{len(data)} training blocks, {len(val)} validation blocks, alphabet {tok.vocab_size}")
 

@@ -256,3 +256,16 @@ def test_packed_from_token_ids():
     assert ds[1]["labels"].tolist() == list(range(9, 14))
     with pytest.raises(ValueError, match="1-D integer"):
         PackedDataset.from_token_ids(ids.float(), block_size=5)
+
+
+def test_packed_splits_fits_a_char_tokenizer_and_splits_by_document():
+    from course_lib.corpus import load_corpus, train_val_split
+    from course_lib.data import packed_splits
+
+    tok, train, val = packed_splits("kjv", block_size=32, max_chars=50_000, val_fraction=0.1, seed=3)
+    docs = load_corpus("kjv", max_chars=50_000)
+    train_docs, val_docs = train_val_split(docs, val_fraction=0.1, seed=3)
+    assert set("".join(docs)) <= set(tok.decode(list(range(tok.vocab_size))))  # every character covered
+    assert len(train) == len(PackedDataset(train_docs, tok, block_size=32))
+    assert len(val) == len(PackedDataset(val_docs, tok, block_size=32))
+    assert torch.equal(val[0]["input_ids"], PackedDataset(val_docs, tok, block_size=32)[0]["input_ids"])
