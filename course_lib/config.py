@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 POSITION_SCHEMES = ("rope", "none", "learned", "sinusoidal", "alibi")
@@ -27,6 +27,15 @@ def _swiglu_hidden(dim: int, multiple_of: int = 64) -> int:
     """MiniMind/Llama rule: 8/3 of the width, rounded up to a multiple of 64 (512 -> 1408)."""
     hidden = int(dim * 8 / 3)
     return multiple_of * ((hidden + multiple_of - 1) // multiple_of)
+
+
+def dataclass_from_dict(cls, data: dict):
+    """``cls(**data)``, refusing unknown keys by name (a config from another version, a typo)."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields {unknown}; known fields are {sorted(known)}")
+    return cls(**data)
 
 
 @dataclass
@@ -221,11 +230,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown ModelConfig fields {unknown}; known fields are {sorted(known)}")
-        return cls(**data)
+        return dataclass_from_dict(cls, data)
 
     # ------------------------------------------------------------------ presets
     @classmethod

@@ -56,7 +56,8 @@ import torch
 from torch import nn
 
 from . import distributed as D
-from .device import autocast, pick_device, pick_dtype, synchronize
+from .config import dataclass_from_dict
+from .device import autocast, pick_device, pick_dtype
 from .schedule import SCHEDULES, WSD_DECAYS, lr_at
 
 OPTIMIZERS = ("adamw", "sgd")
@@ -226,11 +227,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig fields {unknown}; known fields are {sorted(known)}")
-        return cls(**data)
+        return dataclass_from_dict(cls, data)
 
 
 # ============================================================================ history
