@@ -42,7 +42,7 @@ from common import (human_bytes, interleaved_times, machine_summary, markdown_ta
                     timed)
 
 from course_lib.config import ModelConfig  # noqa: E402
-from course_lib.device import autocast, pick_device, synchronize  # noqa: E402
+from course_lib.device import autocast, pick_device  # noqa: E402
 from course_lib.export import export_hf_llama  # noqa: E402
 from course_lib.model import Transformer  # noqa: E402
 from course_lib.sample import generate  # noqa: E402

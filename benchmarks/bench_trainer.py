@@ -16,7 +16,6 @@ Prints a markdown table:
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import statistics
 import sys

@@ -25,7 +25,7 @@ import math
 import os
 import textwrap
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Sequence
 
 __all__ = [
     "Prediction", "RevealResult", "Claim", "ClaimsTable",

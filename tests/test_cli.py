@@ -1,5 +1,4 @@
 """Command line: --help, bad input (one clean line, non-zero exit, nothing lost), pretrain -> generate."""
-import os
 import subprocess
 import sys
 

@@ -1,5 +1,4 @@
 """Learning-rate schedules against torch.optim.lr_scheduler, an independent implementation."""
-import math
 
 import pytest
 import torch
