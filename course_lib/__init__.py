@@ -33,7 +33,6 @@ _EXPORTS = {
     "TrainConfig": "train", "Trainer": "train", "TrainHistory": "train",
     "lr_at": "schedule",
     "load_pretrained": "pretrained",
-    "budget": "budget", "by_budget": "budget",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -53,7 +52,6 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for editors and type checkers
-    from .budget import budget, by_budget
     from .checkpoint import load_checkpoint, load_checkpoint_metadata, save_checkpoint
     from .config import PRESETS, ModelConfig
     from .corpus import CORPORA, DEFAULT_CORPUS, load_corpus

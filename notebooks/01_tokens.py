@@ -30,13 +30,14 @@ import unicodedata
 import torch
 
 import course_lib
-from course_lib import (ByteTokenizer, CharTokenizer, ModelConfig, PackedDataset, TrainConfig, Trainer, Transformer,
-                        load_corpus, train_tokenizer, viz)
-from course_lib.budget import budget, by_budget, set_budget_threads
+from course_lib import (ByteTokenizer, CharTokenizer, ModelConfig, PackedDataset, TrainConfig, Trainer,
+                        Transformer, load_corpus, train_tokenizer)
+from course_lib.lab import viz
+from course_lib.lab.budget import budget, by_budget, set_budget_threads
 from course_lib.corpus import train_val_split
-from course_lib.measure import bits_per_char, tokens_per_char
-from course_lib.params import breakdown, bytes_for, shape_for_budget
-from course_lib.socratic import Claim, claims_table, essence, predict, reveal
+from course_lib.lab.measure import bits_per_char, tokens_per_char
+from course_lib.lab.params import breakdown, bytes_for, shape_for_budget
+from course_lib.lab.socratic import Claim, claims_table, essence, predict, reveal
 
 viz.setup()
 import matplotlib.pyplot as plt  # noqa: E402

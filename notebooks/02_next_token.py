@@ -51,13 +51,14 @@ import torch
 import torch.nn.functional as F
 
 import course_lib
-from course_lib import (ByteTokenizer, CharTokenizer, ModelConfig, PackedDataset, TrainConfig, Trainer, Transformer,
-                        generate, load_corpus, viz)
-from course_lib.budget import budget, by_budget, set_budget_threads
+from course_lib import (ByteTokenizer, CharTokenizer, ModelConfig, PackedDataset, TrainConfig, Trainer,
+                        Transformer, generate, load_corpus)
+from course_lib.lab import viz
+from course_lib.lab.budget import budget, by_budget, set_budget_threads
 from course_lib.corpus import train_val_split
 from course_lib.data import IGNORE_INDEX, shift_for_next_token
-from course_lib.measure import unigram_entropy_bits
-from course_lib.socratic import Claim, claims_table, essence, predict, reveal
+from course_lib.lab.measure import unigram_entropy_bits
+from course_lib.lab.socratic import Claim, claims_table, essence, predict, reveal
 
 viz.setup()
 import matplotlib.pyplot as plt  # noqa: E402

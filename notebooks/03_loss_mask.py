@@ -33,13 +33,14 @@ import torch
 import torch.nn.functional as F
 
 import course_lib
-from course_lib import (CharTokenizer, ModelConfig, PackedDataset, TrainConfig, Trainer, Transformer, generate,
-                        load_corpus, masked_cross_entropy, viz)
-from course_lib.budget import budget, by_budget, set_budget_threads
+from course_lib import (CharTokenizer, ModelConfig, PackedDataset, TrainConfig, Trainer, Transformer,
+                        generate, load_corpus, masked_cross_entropy)
+from course_lib.lab import viz
+from course_lib.lab.budget import budget, by_budget, set_budget_threads
 from course_lib.corpus import train_val_split
 from course_lib.data import IGNORE_INDEX, collate, shift_for_next_token
-from course_lib.measure import padding_waste, saved_tensor_bytes, time_fn
-from course_lib.socratic import Claim, claims_table, essence, predict, reveal
+from course_lib.lab.measure import padding_waste, saved_tensor_bytes, time_fn
+from course_lib.lab.socratic import Claim, claims_table, essence, predict, reveal
 
 viz.setup()
 import matplotlib.pyplot as plt  # noqa: E402

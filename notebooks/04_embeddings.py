@@ -33,12 +33,13 @@ import torch.nn.functional as F
 
 import course_lib
 from course_lib import (ByteTokenizer, CharTokenizer, ModelConfig, PackedDataset, TrainConfig, Trainer,
-                        Transformer, load_corpus, load_pretrained, viz)
-from course_lib.budget import budget, by_budget, set_budget_threads
+                        Transformer, load_corpus, load_pretrained)
+from course_lib.lab import viz
+from course_lib.lab.budget import budget, by_budget, set_budget_threads
 from course_lib.corpus import train_val_split
-from course_lib.measure import bits_per_char, nonzero_rows, time_fn
-from course_lib.params import breakdown, bytes_for, naive_formula
-from course_lib.socratic import Claim, claims_table, essence, fmt, predict, reveal
+from course_lib.lab.measure import bits_per_char, nonzero_rows, time_fn
+from course_lib.lab.params import breakdown, bytes_for, naive_formula
+from course_lib.lab.socratic import Claim, claims_table, essence, fmt, predict, reveal
 
 viz.setup()
 import matplotlib.pyplot as plt  # noqa: E402

@@ -63,11 +63,12 @@ import math
 
 import torch
 
-import course_lib.attention_math as am
-from course_lib import ModelConfig, TrainConfig, Trainer, Transformer, by_budget, probes, viz
-from course_lib.budget import set_budget_threads
+import course_lib.lab.attention_math as am
+from course_lib import ModelConfig, TrainConfig, Trainer, Transformer
+from course_lib.lab import probes, viz
+from course_lib.lab.budget import by_budget, set_budget_threads
 from course_lib.data import packed_splits
-from course_lib.socratic import Claim, claims_table, essence, predict, reveal
+from course_lib.lab.socratic import Claim, claims_table, essence, predict, reveal
 
 viz.setup()
 import matplotlib.pyplot as plt  # noqa: E402
@@ -253,7 +254,7 @@ assert float(w_row.max()) > 0.99 or rel_to_top > 0.05      # not the top value, 
 # comparison that matters needs a longer run (exercise 3, for a GPU).
 
 # %%
-from course_lib.synthetic import associative_recall  # noqa: E402
+from course_lib.lab.synthetic import associative_recall  # noqa: E402
 
 P, K = 4, 8
 RECALL_STEPS = by_budget(fast=60, full=3000)

@@ -57,11 +57,12 @@
 # %%
 import torch
 
-import course_lib.attention_math as am
-from course_lib import ModelConfig, TrainConfig, Trainer, Transformer, by_budget, probes, viz
-from course_lib.budget import set_budget_threads
+import course_lib.lab.attention_math as am
+from course_lib import ModelConfig, TrainConfig, Trainer, Transformer
+from course_lib.lab import probes, viz
+from course_lib.lab.budget import by_budget, set_budget_threads
 from course_lib.data import packed_splits
-from course_lib.socratic import Claim, claims_table, essence, predict, reveal
+from course_lib.lab.socratic import Claim, claims_table, essence, predict, reveal
 
 viz.setup()
 

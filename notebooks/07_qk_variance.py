@@ -44,11 +44,12 @@ import math
 
 import torch
 
-import course_lib.attention_math as am
+import course_lib.lab.attention_math as am
 from course_lib import (CharTokenizer, ModelConfig, PackedDataset, TrainConfig, Trainer, Transformer,
-                        by_budget, load_corpus, probes, viz)
-from course_lib.budget import set_budget_threads
-from course_lib.socratic import Claim, claims_table, essence, predict, reveal
+                        load_corpus)
+from course_lib.lab import probes, viz
+from course_lib.lab.budget import by_budget, set_budget_threads
+from course_lib.lab.socratic import Claim, claims_table, essence, predict, reveal
 
 viz.setup()
 import matplotlib.pyplot as plt  # noqa: E402

@@ -46,12 +46,13 @@ import math
 import torch
 
 from course_lib import (CharTokenizer, ModelConfig, PackedDataset, TrainConfig, Trainer, Transformer,
-                        by_budget, load_corpus, viz)
-from course_lib import rope_analysis as ra
-from course_lib.budget import budget
+                        load_corpus)
+from course_lib.lab import viz
+from course_lib.lab import rope_analysis as ra
+from course_lib.lab.budget import budget, by_budget
 from course_lib.corpus import train_val_split
-from course_lib.inference import per_position_loss
-from course_lib.socratic import Claim, claims_table, essence, predict, reveal
+from course_lib.lab.decode_cost import per_position_loss
+from course_lib.lab.socratic import Claim, claims_table, essence, predict, reveal
 
 viz.setup()
 import matplotlib.pyplot as plt  # noqa: E402

@@ -56,9 +56,11 @@ import math
 
 import torch
 
-from course_lib import ModelConfig, Transformer, by_budget, generate, load_pretrained, viz
-from course_lib import inference as inf
-from course_lib.socratic import Claim, claims_table, essence, predict, reveal
+from course_lib import ModelConfig, Transformer, generate, load_pretrained
+from course_lib.lab import viz
+from course_lib.lab.budget import by_budget
+from course_lib.lab import decode_cost as inf
+from course_lib.lab.socratic import Claim, claims_table, essence, predict, reveal
 
 viz.setup()
 import matplotlib.pyplot as plt  # noqa: E402
@@ -273,7 +275,7 @@ assert abs(doc_llama_total / 64 - 2.0) < 1e-12          # even their own config 
 # NBVAL_IGNORE_OUTPUT
 from course_lib import CharTokenizer, PackedDataset, TrainConfig, Trainer, load_corpus  # noqa: E402
 from course_lib.corpus import train_val_split  # noqa: E402
-from course_lib.probes import dataset_loss  # noqa: E402
+from course_lib.lab.probes import dataset_loss  # noqa: E402
 
 kjv = load_corpus("kjv", max_chars=by_budget(fast=300_000, full=2_000_000))
 kjv_train, kjv_val = train_val_split(kjv, 0.1)

@@ -1,4 +1,4 @@
-"""course_lib.attention_math against independent references: torch.softmax, autograd Jacobians,
+"""course_lib.lab.attention_math against independent references: torch.softmax, autograd Jacobians,
 scaled_dot_product_attention and closed forms."""
 import math
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib import attention_math as am
+from course_lib.lab import attention_math as am
 
 
 # ----------------------------------------------------------------------------- Monte Carlo of q·k

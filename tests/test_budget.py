@@ -4,7 +4,7 @@ import torch
 
 import importlib
 
-b = importlib.import_module("course_lib.budget")  # the module (the package exports a function of the same name)
+b = importlib.import_module("course_lib.lab.budget")  # the module (the package exports a function of the same name)
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from course_lib import ModelConfig, Transformer
-from course_lib import inference as inf
+from course_lib.lab import decode_cost as inf
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""course_lib.measure against independent references (hand arithmetic, brute force, plain torch)."""
+"""course_lib.lab.measure against independent references (hand arithmetic, brute force, plain torch)."""
 import math
 import subprocess
 import sys
@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from course_lib.config import ModelConfig
-from course_lib.measure import (bits_per_char, nonzero_rows, padding_waste, per_token_nll,
+from course_lib.lab.measure import (bits_per_char, nonzero_rows, padding_waste, per_token_nll,
                                 saved_tensor_bytes, time_fn, tokens_per_char, unigram_entropy_bits)
 from course_lib.model import Transformer
 from course_lib.tokenizer import ByteTokenizer, CharTokenizer
@@ -128,7 +128,7 @@ def test_time_fn():
 def test_peak_rss_delta_sees_a_big_allocation():
     # In a fresh process: inside the test session, earlier tests may leave freed memory resident
     # that the allocation reuses, which is (correctly) no increase in resident size.
-    code = ("import torch; from course_lib.measure import peak_rss_delta; "
+    code = ("import torch; from course_lib.lab.measure import peak_rss_delta; "
             "print(peak_rss_delta(lambda: torch.ones(40_000_000).sum()))")  # 160 MB
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()[-1]
     if out == "None":

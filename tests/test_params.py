@@ -1,10 +1,10 @@
-"""course_lib.params: analytic counts vs the built model vs hand arithmetic."""
+"""course_lib.lab.params: analytic counts vs the built model vs hand arithmetic."""
 import pytest
 import torch
 
 from course_lib.config import ModelConfig
 from course_lib.model import Transformer
-from course_lib.params import breakdown, breakdown_of, bytes_for, naive_formula, shape_for_budget
+from course_lib.lab.params import breakdown, breakdown_of, bytes_for, naive_formula, shape_for_budget
 
 SMALL = dict(vocab_size=97, dim=32, n_layers=2, n_heads=4, max_seq_len=16)
 VARIANTS = [

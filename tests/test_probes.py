@@ -1,12 +1,12 @@
-"""course_lib.probes: measurements on a Transformer, and the normaliser swap."""
+"""course_lib.lab.probes: measurements on a Transformer, and the normaliser swap."""
 import math
 
 import pytest
 import torch
 
 from course_lib import ModelConfig, Transformer
-from course_lib import attention_math as am
-from course_lib import probes
+from course_lib.lab import attention_math as am
+from course_lib.lab import probes
 
 
 def _model(**kw):
@@ -94,7 +94,7 @@ def test_hard_argmax_gives_no_gradient_to_wq_but_straight_through_does():
 
 
 def test_task_accuracy_and_loss():
-    from course_lib.synthetic import associative_recall
+    from course_lib.lab.synthetic import associative_recall
 
     task = associative_recall(40, n_pairs=3, n_keys=6, n_values=6, seed=0)
     m = _model(vocab_size=task.vocab_size)
@@ -105,7 +105,7 @@ def test_task_accuracy_and_loss():
 
 
 def test_dataset_loss_equals_task_loss():
-    from course_lib.synthetic import associative_recall
+    from course_lib.lab.synthetic import associative_recall
 
     task = associative_recall(50, n_pairs=3, n_keys=6, n_values=6, seed=0)
     m = _model(vocab_size=task.vocab_size)

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from course_lib import rope_analysis as ra
+from course_lib.lab import rope_analysis as ra
 from course_lib.positions import rope_inv_freq
 
 

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from course_lib import socratic as s
+from course_lib.lab import socratic as s
 
 
 @pytest.fixture(autouse=True)

@@ -1,9 +1,9 @@
-"""course_lib.synthetic: seeded generators whose stored answers are actually right."""
+"""course_lib.lab.synthetic: seeded generators whose stored answers are actually right."""
 import pytest
 import torch
 
 from course_lib.data import IGNORE_INDEX, collate
-from course_lib.synthetic import (BOS, SEP, TASKS, addition, agreement, answer_accuracy,
+from course_lib.lab.synthetic import (BOS, SEP, TASKS, addition, agreement, answer_accuracy,
                                   associative_recall, copy_task, counting, entity_facts,
                                   make_task, pointer_chasing, two_retrieval)
 

@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from .positions import apply_rope, rope_frequencies, rope_inv_freq
+from ..positions import apply_rope, rope_frequencies, rope_inv_freq
 
 __all__ = [
     "inv_frequencies", "frequency_table", "document_frequency_list", "rotation_matrix", "rope_rotate",

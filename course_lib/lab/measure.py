@@ -9,6 +9,7 @@ Every function returns plain numbers (or small dataclasses of them) so a noteboo
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import statistics
@@ -21,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "median_time", "threads",
     "TimeResult", "time_fn", "saved_tensor_bytes", "peak_rss_delta", "cuda_peak_bytes",
     "BpcResult", "bits_per_char", "per_token_nll", "tokens_per_char",
     "nonzero_rows", "PaddingWaste", "padding_waste", "unigram_entropy_bits",
@@ -63,6 +65,27 @@ def time_fn(fn: Callable[[], object], *, repeat: int = 5, warmup: int = 1, devic
         _sync(device)
         times.append(time.perf_counter() - t0)
     return TimeResult(statistics.median(times), min(times), tuple(times))
+
+
+def median_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1, device=None) -> float:
+    """Median wall-clock seconds of ``fn()`` over ``repeats`` calls, after ``warmup`` untimed calls."""
+    return time_fn(fn, repeat=repeats, warmup=warmup, device=device).median
+
+
+@contextlib.contextmanager
+def threads(n: Optional[int]):
+    """Run the block with ``torch.set_num_threads(n)`` (``None``: leave it alone), then restore.
+
+    Timings on one thread are slower but far more repeatable on a shared or busy machine (no thread
+    waits for a sibling that the OS has descheduled), and ratios measured on one thread compare like
+    with like."""
+    old = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 # ----------------------------------------------------------------------------- memory

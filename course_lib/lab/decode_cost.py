@@ -1,4 +1,4 @@
-"""Inference measurements: KV-cache memory, prefill vs decode timing, batch sweeps, cached-vs-recomputed
+"""Decode cost measurements: KV-cache memory, prefill vs decode timing, batch sweeps, cached-vs-recomputed
 logits and per-position loss (for length extrapolation).
 
 Memory
@@ -11,13 +11,13 @@ Time
 """
 from __future__ import annotations
 
-import contextlib
 import statistics
-import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
+
+from .measure import median_time, threads
 
 __all__ = [
     "ModelCard", "MODEL_CARDS", "bytes_per_element", "kv_cache_bytes", "kv_bytes_per_token",
@@ -130,37 +130,6 @@ def kv_bytes_per_token(config_or_numbers, dtype=torch.float16) -> float:
     return kv_cache_bytes(config_or_numbers, 1, 1, dtype)
 
 
-# ----------------------------------------------------------------------------------------- timing
-@contextlib.contextmanager
-def threads(n: Optional[int]):
-    """Run the block with ``torch.set_num_threads(n)`` (``None``: leave it alone), then restore.
-
-    Timings on one thread are slower but far more repeatable on a shared or busy machine (no thread
-    waits for a sibling that the OS has descheduled), and ratios measured on one thread compare like
-    with like."""
-    old = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-def median_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
-    """Median wall-clock seconds of ``fn()`` over ``repeats`` calls, after ``warmup`` untimed calls."""
-    if repeats < 1:
-        raise ValueError(f"repeats={repeats} must be >= 1")
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def _forward(model, ids, cache):
     """A forward that may run past ``max_seq_len`` (timing does not depend on what positions mean)."""
     if model.config.pos == "learned":
@@ -249,7 +218,7 @@ def throughput_vs_batch(model, batch_sizes: Sequence[int], context_len: int, rep
 def generation_time(model, prompt: torch.Tensor, max_new_tokens: int, use_cache: bool, repeats: int = 3,
                     warmup: int = 1) -> float:
     """Median seconds of greedy ``course_lib.generate`` with or without the KV cache."""
-    from .sample import generate
+    from ..sample import generate
 
     def run():
         generate(model, prompt, max_new_tokens, temperature=0.0, use_cache=use_cache)
@@ -260,7 +229,7 @@ def generation_time(model, prompt: torch.Tensor, max_new_tokens: int, use_cache:
 def generation_speedup(model, prompt: torch.Tensor, max_new_tokens: int, repeats: int = 3) -> Dict[str, float]:
     """Uncached over cached time of greedy generation, the two measured back to back in every repeat
     (so a burst of load elsewhere hits both); returns the median times and the median per-repeat ratio."""
-    from .sample import generate
+    from ..sample import generate
 
     on, off, ratios = [], [], []
     with torch.no_grad():

@@ -28,7 +28,7 @@ from typing import Any, Sequence
 import torch
 from torch.utils.data import Dataset
 
-from .data import IGNORE_INDEX, shift_for_next_token
+from ..data import IGNORE_INDEX, shift_for_next_token
 
 __all__ = [
     "PAD", "BOS", "SEP", "SyntheticTask", "copy_task", "associative_recall", "two_retrieval",

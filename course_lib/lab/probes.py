@@ -130,7 +130,7 @@ def task_loss(model, task, max_batch: int = 512) -> float:
 def dataset_loss(model, dataset, max_items: int = 64, batch_size: int = 32) -> float:
     """Token-mean loss of ``model`` on the first ``max_items`` items of a dataset of dicts with
     ``input_ids`` and aligned ``labels`` (``PackedDataset``, ``PretrainDataset``, a task)."""
-    from .data import collate
+    from ..data import collate
 
     n_items = min(max_items, len(dataset))
     tot, n = 0.0, 0
@@ -159,7 +159,7 @@ def attention_normalizer(normalizer: str = "softmax", tau: float = 1.0,
     every visible key). Masked keys stay masked. The model's own code is unchanged; the swap is
     undone on exit, even after an error.
     """
-    from . import attention as A
+    from .. import attention as A
 
     if normalizer not in am.NORMALIZERS:
         raise ValueError(f"normalizer={normalizer!r} must be one of {am.NORMALIZERS}")

@@ -1,0 +1,24 @@
+"""course_lib.lab: the course's instruments and notebook machinery.
+
+The core library (``course_lib``) is the stable public API: the model, tokenizer, data, trainer and
+sampler. ``course_lib.lab`` is the course's toolbox, built on top of the core and free to grow with
+the notebooks: measurements, probes, synthetic tasks, the predict/reveal widgets and plots. The core
+never imports from here (``tests/test_layout.py`` enforces it).
+
+Import the instruments as submodules::
+
+    from course_lib.lab import budget, probes, socratic, viz
+
+| module | what it holds |
+|---|---|
+| ``budget`` | the fast/full budget switch (``COURSE_BUDGET``), ``by_budget``, the notebook thread policy |
+| ``socratic`` | ``predict``, ``reveal``, ``Claim``, ``claims_table``, ``essence`` |
+| ``viz`` | CJK-capable matplotlib setup and plot helpers |
+| ``measure`` | timing, memory, bits per character, entropy baselines, padding waste |
+| ``params`` | analytic parameter counts and byte sizes |
+| ``attention_math`` | softmax, Q·K variance and saturation arithmetic on plain tensors |
+| ``probes`` | measurements on a ``Transformer``: attention capture, dataset loss, accuracies |
+| ``rope_analysis`` | RoPE frequency and relative-position analysis |
+| ``synthetic`` | seeded task generators with ground-truth answers |
+| ``decode_cost`` | KV-cache bytes, prefill vs decode timing, batch sweeps, per-position loss |
+"""

@@ -1,0 +1,60 @@
+"""The house rule: the core library never imports the course's lab wing.
+
+Checked on the source (every import statement of every core module, parsed with ``ast``) and at run
+time (importing every core module in a fresh interpreter loads nothing from ``course_lib.lab``).
+"""
+import ast
+import pathlib
+import subprocess
+import sys
+
+import course_lib
+
+CORE_DIR = pathlib.Path(course_lib.__file__).parent
+CORE_MODULES = sorted(p for p in CORE_DIR.glob("*.py"))
+
+
+def _imported_modules(path: pathlib.Path) -> list[str]:
+    """Absolute names of every module that ``path`` imports (relative imports resolved)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0:
+                base = node.module or ""
+            else:  # a core module's package is course_lib
+                base = "course_lib" + (f".{node.module}" if node.module else "")
+            names.append(base)
+            names += [f"{base}.{alias.name}" for alias in node.names]
+    return names
+
+
+def test_core_modules_exist():
+    assert len(CORE_MODULES) >= 15, CORE_MODULES
+
+
+def test_no_core_module_imports_lab():
+    offenders = {p.name: [n for n in _imported_modules(p) if n == "course_lib.lab" or n.startswith("course_lib.lab.")]
+                 for p in CORE_MODULES}
+    offenders = {k: v for k, v in offenders.items() if v}
+    assert not offenders, f"core modules import course_lib.lab: {offenders}"
+
+
+def test_importing_the_core_loads_no_lab_module():
+    names = [p.stem for p in CORE_MODULES if p.stem != "__main__"]
+    code = ("import importlib, sys\n"
+            f"for n in {names!r}: importlib.import_module('course_lib.' + n)\n"
+            "print(sorted(m for m in sys.modules if m.startswith('course_lib.lab')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]", f"importing the core loaded lab modules: {out}"
+
+
+def test_detector_sees_a_lab_import(tmp_path):
+    # the parser above must actually catch the forms we forbid
+    f = tmp_path / "m.py"
+    f.write_text("from .lab import probes\nfrom course_lib.lab.viz import x\nimport course_lib.lab\n")
+    found = _imported_modules(f)
+    assert "course_lib.lab.probes" in found and "course_lib.lab.viz" in found and "course_lib.lab" in found
+
