@@ -18,6 +18,7 @@ Import the instruments as submodules::
 | ``params`` | analytic parameter counts and byte sizes |
 | ``attention_math`` | softmax, Q·K variance and saturation arithmetic on plain tensors |
 | ``probes`` | measurements on a ``Transformer``: attention capture, dataset loss, accuracies |
+| ``heads`` | what single heads do: role scores, symmetry, permutation, the W_V·W_O fold, ablation |
 | ``rope_analysis`` | RoPE frequency and relative-position analysis |
 | ``synthetic`` | seeded task generators with ground-truth answers |
 | ``decode_cost`` | KV-cache bytes, prefill vs decode timing, batch sweeps, per-position loss |
