@@ -140,3 +140,23 @@ def test_tokens_per_char_and_unigram_entropy():
     assert tokens_per_char(ByteTokenizer(), ["你好ab"]) == 2.0
     assert math.isclose(unigram_entropy_bits(torch.tensor([0, 1, 2, 3] * 5)), 2.0)
     assert unigram_entropy_bits(torch.tensor([4, 4, 4])) == 0.0
+
+
+def test_peak_tensor_bytes_counts_live_tensors_not_the_allocator():
+    from course_lib.lab.measure import peak_tensor_bytes
+    x = torch.ones(1000)
+
+    def two_alive():                 # a and b (4000 + 8000 bytes) are alive when the 400-byte clone is made
+        a = torch.ones(1000)
+        b = torch.ones(2000, dtype=torch.float32)
+        return (a.sum() + b.sum()).expand(100).clone()
+
+    def one_at_a_time():             # each temporary dies before the next is made
+        for _ in range(3):
+            torch.ones(1000).sum()
+
+    assert peak_tensor_bytes(two_alive) == 4000 + 8000 + 4 + 400    # + the sum that the clone expands
+    assert peak_tensor_bytes(one_at_a_time) == 4000 + 4
+    assert peak_tensor_bytes(lambda: x.view(10, 100).t()) == 0      # views of inputs are free
+    f = torch.randn(64, 64)
+    assert peak_tensor_bytes(lambda: torch.softmax(f @ f.T, -1)) == 2 * 64 * 64 * 4

@@ -22,4 +22,5 @@ Import the instruments as submodules::
 | ``rope_analysis`` | RoPE frequency and relative-position analysis |
 | ``synthetic`` | seeded task generators with ground-truth answers |
 | ``decode_cost`` | KV-cache bytes, prefill vs decode timing, batch sweeps, per-position loss |
+| ``flops`` | per-component FLOPs of a layer (checked against ``FlopCounterMode``), crossovers, timing, n×n memory |
 """

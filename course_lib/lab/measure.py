@@ -15,6 +15,7 @@ import os
 import statistics
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "median_time", "threads",
-    "TimeResult", "time_fn", "saved_tensor_bytes", "peak_rss_delta", "cuda_peak_bytes",
+    "TimeResult", "time_fn", "saved_tensor_bytes", "peak_rss_delta", "cuda_peak_bytes", "peak_tensor_bytes",
     "BpcResult", "bits_per_char", "per_token_nll", "tokens_per_char",
     "nonzero_rows", "PaddingWaste", "padding_waste", "unigram_entropy_bits",
 ]
@@ -193,6 +194,52 @@ def cuda_peak_bytes(fn: Callable[[], object], device=None) -> int:
     fn()
     torch.cuda.synchronize(device)
     return torch.cuda.max_memory_allocated(device) - before
+
+
+def peak_tensor_bytes(fn: Callable[[], object]) -> int:
+    """Peak bytes of the tensors created while ``fn()`` runs and alive at the same time (any device).
+
+    Counted op by op through a dispatch mode, from each new storage's size until the last tensor
+    that holds it is gone, so it does not depend on the allocator: memory a process freed earlier
+    and reuses (invisible to :func:`peak_rss_delta`) counts like fresh memory. Inputs, and views of
+    them, are not counted.
+    """
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten
+
+    holders: dict[int, int] = {}        # storage address -> tensors created here that hold it
+    sizes: dict[int, int] = {}
+    state = {"live": 0, "peak": 0}
+
+    def release(key: int) -> None:
+        holders[key] -= 1
+        if holders[key] == 0:
+            state["live"] -= sizes.pop(key)
+            del holders[key]
+
+    class Tracker(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            inputs = {t.untyped_storage().data_ptr() for t in tree_flatten((args, kwargs))[0]
+                      if isinstance(t, torch.Tensor)}
+            out = func(*args, **kwargs)
+            for t in tree_flatten(out)[0]:
+                if not isinstance(t, torch.Tensor):
+                    continue
+                key = t.untyped_storage().data_ptr()
+                if key not in holders:
+                    if key in inputs:       # a view of memory that existed before fn
+                        continue
+                    holders[key], sizes[key] = 0, t.untyped_storage().nbytes()
+                    state["live"] += sizes[key]
+                    state["peak"] = max(state["peak"], state["live"])
+                holders[key] += 1
+                weakref.finalize(t, release, key)
+            return out
+
+    with Tracker():
+        fn()
+    return state["peak"]
 
 
 # ----------------------------------------------------------------------------- language-model quality
