@@ -49,7 +49,7 @@ from course_lib import (CharTokenizer, ModelConfig, PackedDataset, TrainConfig, 
                         load_corpus)
 from course_lib.lab import viz
 from course_lib.lab import rope_analysis as ra
-from course_lib.lab.budget import budget, by_budget
+from course_lib.lab.budget import budget, by_budget, set_budget_threads
 from course_lib.corpus import train_val_split
 from course_lib.lab.decode_cost import per_position_loss
 from course_lib.lab.socratic import Claim, claims_table, essence, predict, reveal
@@ -58,9 +58,7 @@ viz.setup()
 import matplotlib.pyplot as plt  # noqa: E402
 
 torch.manual_seed(0)
-# Models this small gain little from a second CPU thread, and on a busy machine threads that wait for
-# each other can slow training tenfold: the fast budget uses one.
-torch.set_num_threads(by_budget(fast=1, full=torch.get_num_threads()))
+set_budget_threads()  # one thread under the fast budget: tiny models gain nothing from more
 print("budget:", budget())
 
 # %% [markdown]
@@ -79,7 +77,7 @@ print("budget:", budget())
 # sines, and shifting both positions by the same amount must leave the score unchanged.
 
 # %%
-p_shift = predict("nb13-shift", "q at position 1000, k at 1001, versus q at 100, k at 101 (same vectors). "
+p_shift = predict("S000-Q7.2", "q at position 1000, k at 1001, versus q at 100, k at 101 (same vectors). "
                   "With RoPE, the two scores are ...",
                   choices=["equal up to float rounding", "close but not equal", "unrelated"])
 
@@ -113,7 +111,7 @@ reveal(p_shift, measured="equal up to float rounding", note=f"relative differenc
 # dimension 64, what is the second one?
 
 # %%
-p_freq = predict("nb13-freq", "head_dim = 64, θ = 10000: what is f_1, the second frequency?", kind="number")
+p_freq = predict("S000-Q7.1", "head_dim = 64, θ = 10000: what is f_1, the second frequency?", kind="number")
 
 # %%
 table64 = ra.frequency_table(64, 1e4, train_len=512)
@@ -159,7 +157,7 @@ reveal(p_freq, measured=f64[1], tolerance=0.1)
 # product, rank 1.
 
 # %%
-p_rank = predict("nb13-rank", "Scores of 300 random (q, k) pairs at offsets 0..255, head_dim 64: the rank of that "
+p_rank = predict("S000-Q7.2", "Scores of 300 random (q, k) pairs at offsets 0..255, head_dim 64: the rank of that "
                  "300 × 256 matrix is ...", choices=["1", "2", "between 3 and 64", "256"])
 
 # %%
@@ -187,12 +185,16 @@ ax.legend();
 assert sep[2]["numerical_rank"] == 2 and sep[8]["numerical_rank"] == 8    # two per rotating pair, never 1
 assert all(s["rank1_energy"] < 0.9 for s in sep.values())
 assert 3 <= sep[64]["numerical_rank"] <= 64
+rank1_64 = sep[64]["rank1_energy"]
+assert 0.3 < rank1_64 < 0.7, "a product form explains about half of the d = 64 score matrix, no more"
 reveal(p_rank, measured=str(sep[64]["numerical_rank"]), answer="between 3 and 64")
+print(f"d = 64: rank {sep[64]['numerical_rank']}; the best product f(content)·g(offset) explains {rank1_64:.0%} "
+      f"of the matrix (d = 8: {sep[8]['rank1_energy']:.0%}, d = 2: {sep[2]['rank1_energy']:.0%})")
 
 # %% [markdown]
 # Even one rotating pair (d = 2) gives rank 2: the real score is never content × offset. With d = 64 the
 # rank is close to 64 (two per pair; the slowest pairs barely move over 256 offsets, so a few singular
-# values are tiny), and a product form explains only about half of the matrix. What RoPE does
+# values are tiny), and the best product form explains the share printed above, about half. What RoPE does
 # guarantee is weaker and still useful: *for fixed content*, the score depends on the offset alone.
 #
 # **Long-range decay.** The RoPE paper shows a bound on |score| that shrinks with distance (for content
@@ -247,7 +249,7 @@ eval_ids = torch.stack([torch.cat([val_long[i]["input_ids"], val_long[i]["labels
 print(f"vocabulary {tok.vocab_size}, train blocks of L = {L}: {len(train_data)}, eval: {tuple(eval_ids.shape)}")
 
 # %%
-p_extra = predict("nb13-extrapolate", "The RoPE model trained at length L: its loss at positions 3L..4L, compared with "
+p_extra = predict("S000-Q7.1", "The RoPE model trained at length L: its loss at positions 3L..4L, compared with "
                   "its loss at positions L/2..L, is ...",
                   choices=["about the same", "clearly higher", "lower"])
 
@@ -298,10 +300,16 @@ assert ratio["rope"] > 1.05, ratio                        # RoPE does not extrap
 if budget() == "full":                                    # the learned table fails too once it is really used
     assert ratio["learned"] > 1.05, ratio
 reveal(p_extra, measured=f"x{ratio['rope']:.2f}", answer="clearly higher" if ratio["rope"] > 1.05 else "about the same")
+lead_inside, lead_far = inside["learned"] - inside["rope"], far["learned"] - far["rope"]
+kept = lead_far / lead_inside if lead_inside > 0 else float("nan")
+if budget() == "fast":      # (under the full budget the learned table breaks past L too, asserted above)
+    assert lead_inside > 0 and kept < 0.5, "far out, RoPE keeps less than half of its lead within L"
+print(f"RoPE's lead over the learned table: {lead_inside:.3f} nats within L, {lead_far:.3f} at 3L..4L: "
+      f"it keeps {kept:.0%} of its lead" + (" (the learned table is ahead far out)" if lead_far < 0 else ""))
 
 # %% [markdown]
-# RoPE's loss climbs once the positions pass L, and far out the RoPE model loses most of its advantage
-# over the model whose positions barely work. The relative-offset property is exact, so why? Because
+# RoPE's loss climbs once the positions pass L, and far out its lead over the model whose positions
+# barely work shrinks to the share printed above. The relative-offset property is exact, so why? Because
 # the *offsets* are new too: a query at position 3L sees keys up to 3L away, and the slow pairs of
 # section 2 now sit at angles the model never saw in training. The learned table's rows past L are
 # still exactly at their random initial values (asserted above). With the fast budget that model has
@@ -341,11 +349,28 @@ yarn_far, rope_far = band(scaled["yarn"], 3 * L, 4 * L), band(scaled["rope"], 3 
 pi_inside = band(scaled["pi"], L // 2, L)
 assert yarn_far < rope_far, (yarn_far, rope_far)          # keeping fast pairs, stretching slow ones helps far out
 assert pi_inside > inside["rope"]                          # plain interpolation costs accuracy inside L without fine-tuning
+# the share of RoPE's far-range excess (loss at 3L..4L above its loss within L) that each method removes
+recovered = {m: (rope_far - band(scaled[m], 3 * L, 4 * L)) / (rope_far - inside["rope"]) for m in ("pi", "ntk", "yarn")}
+ntk_inside = band(scaled["ntk"], L // 2, L)
+assert recovered["yarn"] > 0.5, "YaRN removes most of the far-range excess"
+assert recovered["ntk"] < recovered["yarn"], "NTK removes less of it than YaRN"
+assert ntk_inside < 1.05 * inside["rope"] < pi_inside, "NTK keeps the fast pairs: within L almost nothing changes"
+word = {m: "most" if r > 0.5 else "some" if r > 0.15 else "little" for m, r in recovered.items()}
+print("share of the far-range excess (3L..4L vs within L) removed:",
+      ", ".join(f"{m} {r:.0%} ({word[m]})" for m, r in recovered.items()))
+head_dim = models["rope"].config.head_dim
+stretch = ra.inv_frequencies(head_dim, 1e4) / ra.inv_frequencies(head_dim, 1e4, scaling="ntk", factor=4.0)
+mid = [i for i, f in enumerate(ra.inv_frequencies(head_dim, 1e4).tolist()) if L < 2 * math.pi / f < 16 * L]
+print(f"NTK's stretch of the pairs with wavelength between L and 16L (pairs {mid}): "
+      + ", ".join(f"x{stretch[i]:.2f}" for i in mid) + " (PI and YaRN: x4)")
 
 # %% [markdown]
-# Without any fine-tuning, plain interpolation hurts everywhere (the fast pairs now turn 4 times too
-# slowly, which blurs the short-range patterns the model relies on); NTK and YaRN keep the fast pairs
-# and recover most of the far-range loss. With a short fine-tune at the new length (what the papers do),
+# Without any fine-tuning, plain interpolation costs accuracy inside L (the fast pairs now turn 4 times
+# too slowly, which blurs the short-range patterns the model relies on). NTK and YaRN keep the fast
+# pairs, so inside L they cost little; far out they differ, by the shares printed above. YaRN
+# interpolates every slow pair fully; NTK's raised base stretches a pair the more, the slower it is,
+# so the pairs whose wavelengths lie just past L (the ones whose angles are new at 3L..4L) are
+# stretched by much less than 4 (printed above), and with a small head there are few pairs at all. With a short fine-tune at the new length (what the papers do),
 # all three improve further.
 #
 # ## Claims
@@ -357,7 +382,7 @@ claims_table([
           holds=inside["rope"] < inside["learned"],
           verdict="holds at this scale" if inside["rope"] < inside["learned"] else "does not hold here"),
     Claim("S000-Q7.1", "the original Transformer's absolute encoding is nn.Embedding(max_seq_len, hidden)", "learned table",
-          "history, not measured", holds=False, verdict="does not hold: it used fixed sinusoids",
+          "history, not measured", holds=None, verdict="does not hold: it used fixed sinusoids",
           citation="Vaswani et al. 2017, sec. 3.5; learned positions were a variant with nearly equal results (Table 3, row E)"),
     Claim("S000-Q7.1", "learned position rows past the training length are never trained", "never trained",
           f"rows ≥ L changed by {moved[L:].max():.1e}; far/inside loss x{ratio['learned']:.2f}", holds=moved[L:].max() == 0),
@@ -372,7 +397,8 @@ claims_table([
           citation="Press et al. 2022 (ALiBi); Chen et al. 2023 (position interpolation); Peng et al. 2023 (YaRN)"),
     Claim("S000-Q7.2", "rotate(q_i·k_j, θ_i − θ_j)", "rotation of the score",
           f"the identity is ⟨R_m q, R_n k⟩ = qᵀR_(n−m)k (checked to {res['relative_matrix_error']:.0e})",
-          holds=False, verdict="notation wrong, idea right"),
+          holds=None, verdict="notation wrong, idea right",
+          citation="Su et al. 2021 (RoFormer), eq. 16: the identity holds for the rotated vectors, not the score"),
     Claim("S000-Q7.2", "score = content similarity × relative position, perfectly decoupled", "rank 1",
           f"rank {sep[64]['numerical_rank']} at d=64 (2 at d=2); a product explains {sep[64]['rank1_energy']:.0%}",
           holds=sep[64]["numerical_rank"] == 1),
