@@ -20,40 +20,13 @@ import torch.nn.functional as F
 
 from ..config import ModelConfig
 from ..data import IGNORE_INDEX, collate
-from ..model import Transformer
-from ..train import TrainConfig, Trainer, TrainHistory, TrainingDiverged
+from ..train import TrainConfig, Trainer
+from .runs import QUIET, seeded_model, train_run
 
 __all__ = ["one_step_update", "reference_gradient", "update_norm", "max_abs_diff", "relative_diff",
            "ragged_sequences", "step_throughput", "train_run"]
 
 Params = Dict[str, torch.Tensor]
-
-# The settings that make one Trainer step deterministic and quiet; callers choose the rest.
-_QUIET = dict(max_steps=1, shuffle=False, eval_every=0, save_every=0, out_dir=None, log_every=0,
-              progress=False, warmup_steps=0, schedule="constant", device="cpu", dtype="float32")
-
-
-def train_run(model_config: ModelConfig, train_data, train_config: TrainConfig, seed: int = 0,
-              eval_data=None) -> tuple[TrainHistory, int | None]:
-    """Train a model initialised with ``seed``; returns ``(history, diverged_at)``.
-
-    A run that diverges (non-finite loss or gradient norm) is not an error here: it is an outcome to
-    count. ``diverged_at`` is the 1-based step that diverged (None if none did); ``history`` holds the
-    steps completed before it.
-    """
-    model = _seeded_model(model_config, seed)
-    cfg = train_config.replace(**{k: v for k, v in _QUIET.items() if k not in ("max_steps", "schedule", "warmup_steps")})
-    trainer = Trainer(model, train_data, cfg.replace(seed=seed), eval_data=eval_data)
-    try:
-        return trainer.fit(), None
-    except TrainingDiverged as err:
-        return trainer.history, err.step
-
-
-def _seeded_model(model_config: ModelConfig, seed: int) -> Transformer:
-    torch.manual_seed(seed)
-    return Transformer(model_config)
-
 
 def one_step_update(model_config: ModelConfig, train_data, train_config: TrainConfig, seed: int = 0) -> Params:
     """Parameter change of one ``Trainer`` optimizer step from a model initialised with ``seed``.
@@ -61,9 +34,9 @@ def one_step_update(model_config: ModelConfig, train_data, train_config: TrainCo
     The step consumes the first ``batch_size * grad_accum_steps`` items of ``train_data`` in order,
     so two layouts with the same product see the same samples.
     """
-    model = _seeded_model(model_config, seed)
+    model = seeded_model(model_config, seed)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    Trainer(model, train_data, train_config.replace(**_QUIET)).fit()
+    Trainer(model, train_data, train_config.replace(**QUIET, max_steps=1, warmup_steps=0, schedule="constant")).fit()
     return {n: p.detach() - before[n] for n, p in model.named_parameters()}
 
 
@@ -73,7 +46,7 @@ def reference_gradient(model_config: ModelConfig, items: Sequence[dict], seed: i
     Independent of the trainer: the loss is ``F.cross_entropy`` on the model's logits with
     ``ignore_index`` and mean reduction, i.e. every target token in the batch weighs the same.
     """
-    model = _seeded_model(model_config, seed)
+    model = seeded_model(model_config, seed)
     batch = collate(list(items))
     mask = batch.get("attention_mask")
     logits = model(batch["input_ids"], attention_mask=mask if mask is not None and not bool(mask.all()) else None).logits
@@ -122,8 +95,8 @@ def step_throughput(model_config: ModelConfig, train_data, train_config: TrainCo
                     seed: int = 0) -> float:
     """Training samples per second over ``steps`` optimizer steps of a fresh ``Trainer`` (wall clock,
     model construction excluded). Compare layouts measured in the same process, never across machines."""
-    model = _seeded_model(model_config, seed)
-    cfg = train_config.replace(**{**_QUIET, "max_steps": steps})
+    model = seeded_model(model_config, seed)
+    cfg = train_config.replace(**QUIET, max_steps=steps, warmup_steps=0, schedule="constant")
     trainer = Trainer(model, train_data, cfg)
     t0 = time.perf_counter()
     trainer.fit()

@@ -1,0 +1,41 @@
+"""Training runs as experiments: a seeded model, a quiet deterministic Trainer, divergence as an outcome.
+
+Notebooks compare settings over seeds; each comparison needs the same three things: a model built
+from a seed, a trainer that prints nothing and runs on the CPU in float32 unless told otherwise, and
+a run that diverges reported as data (to be counted) instead of an exception.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..config import ModelConfig
+from ..model import Transformer
+from ..train import TrainConfig, Trainer, TrainHistory, TrainingDiverged
+
+__all__ = ["QUIET", "seeded_model", "train_run"]
+
+# Settings that make a Trainer quiet and deterministic; experiments choose everything else.
+QUIET = dict(shuffle=False, eval_every=0, save_every=0, out_dir=None, log_every=0, progress=False,
+             device="cpu", dtype="float32")
+
+
+def seeded_model(model_config: ModelConfig, seed: int) -> Transformer:
+    """``Transformer(model_config)`` with its weights drawn after ``torch.manual_seed(seed)``."""
+    torch.manual_seed(seed)
+    return Transformer(model_config)
+
+
+def train_run(model_config: ModelConfig, train_data, train_config: TrainConfig, seed: int = 0,
+              eval_data=None) -> tuple[TrainHistory, int | None]:
+    """Train a model initialised with ``seed``; returns ``(history, diverged_at)``.
+
+    A run that diverges (non-finite loss or gradient norm) is not an error here: it is an outcome to
+    count. ``diverged_at`` is the 1-based step that diverged (None if none did); ``history`` holds the
+    steps completed before it.
+    """
+    model = seeded_model(model_config, seed)
+    trainer = Trainer(model, train_data, train_config.replace(**QUIET, seed=seed), eval_data=eval_data)
+    try:
+        return trainer.fit(), None
+    except TrainingDiverged as err:
+        return trainer.history, err.step
