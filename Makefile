@@ -41,7 +41,7 @@ lab: setup
 	$(VENV)/bin/jupyter lab notebooks/
 
 sync-check: setup
-	@echo ">> checking that every notebook matches its .py twin"
+	@echo ">> checking every notebook: in sync with its .py twin, and the notebook standard against notebooks/questions.json"
 	$(PY) scripts/check_notebooks.py
 
 sync: setup

@@ -1,4 +1,4 @@
-"""scripts/check_notebooks.py: sync, outputs, orphans and question-id coverage."""
+"""scripts/check_notebooks.py: sync, outputs, orphans, and the notebook standard's rules against the catalog."""
 import importlib.util
 import json
 from pathlib import Path
@@ -23,18 +23,61 @@ x = 1
 print(x)
 '''
 
-CATALOG = """# Catalog
-## 7. Other
-### NB01: wrong section
-* Questions: S999-Q9
-## 8. Proposed course: 24 notebooks
-### NB01: From text to token IDs: vocabulary-size trade-offs
-* Questions: S000-Q1, S000-Q1.1
-* Headline experiments: (1) ...
-### NB03: Padding and the loss mask *(owner topic)*
-* Questions: S000-Q3, S000-Q3.1, S000-Q3.2
-## 9. Library hooks
-"""
+CATALOG = {
+    "notebooks": {"01": "Tokens", "03": "Padding"},
+    "questions": [
+        {"id": "S000-Q1", "notebook": "01", "zh": "为什么?", "en": "Why?", "claims": []},
+        {"id": "S000-Q1.1", "notebook": "01", "zh": "为什么不?", "en": "Why not?", "claims": []},
+        {"id": "S000-Q3", "notebook": "03", "zh": "为什么 mask?", "en": "Why mask?", "claims": []},
+    ],
+    "dubious": [{"row": 1, "ids": ["S000-Q1.1"], "summary": "a made-up row"}],
+}
+
+# a notebook that follows every checked rule of the standard
+GOOD = '''# %% [markdown]
+# # 01 Tokens
+# **S000-Q1** 「为什么?」 *Why?*
+#
+# **S000-Q1.1** 「为什么不?」 *Why not?*
+#
+# no-claim S000-Q1: the surface answer states nothing that can be measured
+
+# %%
+def helper(x):
+    """Short enough to stay in a notebook."""
+    y = x + 1
+    return y * 2
+
+
+p = predict("S000-Q1.1 bytes", "how many?")
+n = helper(1)
+assert n == 4, "helper doubles"
+
+# %%
+Claim("S000-Q1.1", "two tokens", "2", str(n), holds=n == 2)
+
+# %% [markdown]
+# ## Exercises
+#
+# **1.** Compute it.
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution.
+assert helper(0) == 2
+'''
+
+
+def catalog(tmp_path, data=None):
+    path = tmp_path / "questions.json"
+    path.write_text(json.dumps(data or CATALOG, ensure_ascii=False), encoding="utf-8")
+    return cn.load_catalog(path)
+
+
+def problems_of(tmp_path, py):
+    """Rule problems (not sync problems) of a fake notebook 01 against the small catalog."""
+    (tmp_path / "01_tokens.py").write_text(py, encoding="utf-8")
+    cn.write_all(tmp_path)
+    return cn.check(tmp_path, catalog(tmp_path))
 
 
 @pytest.fixture
@@ -46,7 +89,7 @@ def nbdir(tmp_path):
 
 def test_write_then_check_is_clean(nbdir):
     assert (nbdir / "01_tokens.ipynb").exists()
-    assert cn.check(nbdir, cn.parse_catalog(CATALOG)) == []
+    assert cn.check(nbdir, None) == []
 
 
 def test_write_is_deterministic(nbdir):
@@ -100,20 +143,94 @@ def test_orphans(nbdir):
     assert any("03_mask.ipynb has no 03_mask.py" in p for p in problems)
 
 
-def test_parse_catalog_reads_section_8_only():
-    cat = cn.parse_catalog(CATALOG)
-    assert sorted(cat) == ["01", "03"]
-    assert cat["01"]["ids"] == ["S000-Q1", "S000-Q1.1"]
-    assert cat["01"]["title"] == "From text to token IDs: vocabulary-size trade-offs"
-    assert cat["03"]["title"] == "Padding and the loss mask"
-    with pytest.raises(ValueError):
-        cn.parse_catalog("# nothing here")
+def test_good_notebook_passes(tmp_path):
+    assert problems_of(tmp_path, GOOD) == []
+    rep = cn.reports(tmp_path, catalog(tmp_path))[0]
+    assert (rep.quoted, rep.headed, rep.predictions) == (["S000-Q1", "S000-Q1.1"],) * 2 + (["S000-Q1.1 bytes"],)
+    assert (rep.asserts, rep.claims, list(rep.no_claim), rep.exercises, rep.solved) == (
+        1, ["S000-Q1.1"], ["S000-Q1"], 1, 1)
 
 
-def test_coverage_missing_ids(nbdir):
-    cat = cn.parse_catalog(CATALOG.replace("S000-Q1, S000-Q1.1", "S000-Q1, S000-Q1.1, S000-Q1.2"))
-    problems = cn.check(nbdir, cat)
-    assert problems == ["01_tokens.py does not quote its question ids: S000-Q1.2"]
+def test_missing_id(tmp_path):
+    bad = GOOD.replace("**S000-Q1** 「为什么?」 *Why?*", "").replace("no-claim S000-Q1:", "no claim:")
+    assert problems_of(tmp_path, bad) == [
+        "01_tokens.py: does not quote its question ids: S000-Q1",
+        "01_tokens.py: ids with neither a Claim row nor a 'no-claim ID: reason' line: S000-Q1"]
+
+
+def test_id_without_claim_or_reasoned_marker(tmp_path):
+    no_row = GOOD.replace('Claim("S000-Q1.1"', 'Claim("S000-Q1"').replace("no-claim S000-Q1:", "no claim:")
+    assert problems_of(tmp_path, no_row) == [
+        "01_tokens.py: ids with neither a Claim row nor a 'no-claim ID: reason' line: S000-Q1.1"]
+    short = GOOD.replace("the surface answer states nothing that can be measured", "none")
+    probs = problems_of(tmp_path, short)
+    assert any("no-claim S000-Q1 needs a reason" in p for p in probs)
+    foreign = GOOD.replace("no-claim S000-Q1:", "no-claim S000-Q1, S000-Q3:")
+    assert problems_of(tmp_path, foreign) == [
+        "01_tokens.py: no-claim marker names 'S000-Q3', which this notebook does not own"]
+
+
+def test_literal_holds(tmp_path):
+    for lit in ("True", "False"):
+        probs = problems_of(tmp_path, GOOD.replace("holds=n == 2", f"holds={lit}"))
+        assert probs == [f"01_tokens.py: cell 2 writes holds={lit} literally: compute it from the measurement"]
+    assert problems_of(tmp_path, GOOD.replace("holds=n == 2", "holds=None, verdict='history'")) == []
+
+
+def test_heading_in_code_cell(tmp_path):
+    probs = problems_of(tmp_path, GOOD.replace("n = helper(1)", "# ## 3. Next section\nn = helper(1)"))
+    assert len(probs) == 1 and "cell 1 is code but holds a markdown heading" in probs[0]
+    # ordinary comments, including ones that start with a '#', are fine
+    assert problems_of(tmp_path, GOOD.replace("n = helper(1)", "# the #1 case\n# Solution: x\nn = helper(1)")) == []
+
+
+def test_long_definition_outside_solutions(tmp_path):
+    longer = GOOD.replace("    return y * 2", "    y = y + 1\n    y = y + 1\n    y = y + 1\n    y = y + 1\n"
+                          "    return y * 2")
+    probs = problems_of(tmp_path, longer.replace("assert n == 4", "assert n == 12"))
+    assert probs == ["01_tokens.py: cell 1 defines 'helper' over 7 lines (more than 6): "
+                     "move it into course_lib with a test"]
+    # the same function inside a solution cell is allowed; blank lines and comments do not count
+    sol = GOOD + "\n\ndef g():\n    a = 1\n\n    # why\n    b = 2\n    c = 3\n    d = 4\n    e = 5\n    return a\n"
+    assert problems_of(tmp_path, sol) == []
+    cls = GOOD.replace("p = predict", "class C:\n" + "    a = 1\n" * 7 + "\n\np = predict")
+    assert "defines 'C' over 8 lines" in problems_of(tmp_path, cls)[0]
+
+
+def test_exercise_without_runnable_solution(tmp_path):
+    no_cell = GOOD[:GOOD.index("# %% tags=")]
+    assert problems_of(tmp_path, no_cell) == ["01_tokens.py: exercise in cell 3 has no solution cell"]
+    no_assert = GOOD.replace("assert helper(0) == 2", "print(helper(0))")
+    assert problems_of(tmp_path, no_assert) == ["01_tokens.py: solution cell 4 has no assert on the exercise's answer"]
+    shown = GOOD.replace(' jupyter={"source_hidden": true}', "")
+    assert "does not hide its source" in problems_of(tmp_path, shown)[0]
+    two = GOOD.replace("# **1.** Compute it.", "# **1.** Compute it.\n#\n# **2.** And this.")
+    assert problems_of(tmp_path, two) == ["01_tokens.py: exercise in cell 3 has no solution cell"]
+    # bold numbers outside an Exercises section are not exercises
+    assert problems_of(tmp_path, GOOD.replace("# **S000-Q1** ", "# **1.** x\n# **S000-Q1** ")) == []
+
+
+def test_prediction_keys(tmp_path):
+    probs = problems_of(tmp_path, GOOD.replace('predict("S000-Q1.1 bytes"', 'predict("nb01-bytes"'))
+    assert len(probs) == 1 and "'nb01-bytes' names no question id" in probs[0]
+    probs = problems_of(tmp_path, GOOD.replace('predict("S000-Q1.1 bytes"', 'predict("S000-Q1.1 / S000-Q3"'))
+    assert len(probs) == 1 and "names S000-Q3, not owned here" in probs[0]
+    kw = GOOD.replace('predict("S000-Q1.1 bytes", "how many?")', 'predict(prompt="how many?", key="S000-Q1 / S000-Q1.1")')
+    assert kw != GOOD and problems_of(tmp_path, kw) == []
+
+
+def test_unknown_notebook_number(tmp_path):
+    (tmp_path / "07_other.py").write_text(GOOD, encoding="utf-8")
+    assert "07_other.py: notebook 07 is not in the question catalog" in problems_of(tmp_path, GOOD)
+
+
+def test_report_table(tmp_path):
+    problems_of(tmp_path, GOOD)
+    reps = cn.reports(tmp_path, catalog(tmp_path))
+    md = cn.report_text(reps, markdown=True).splitlines()
+    assert md[0].startswith("| NB | ids quoted/owned |") and md[1].startswith("|---|")
+    assert md[2] == "| 01_tokens | 2/2 | 2 | 1 | 1 | 1 | 1 | 1/1 | 0 |"
+    assert "01_tokens" in cn.report_text(reps)
 
 
 def test_id_pattern_is_whole_id():
@@ -124,23 +241,20 @@ def test_id_pattern_is_whole_id():
     assert cn.missing_ids("XS000-Q3", ["S000-Q3"]) == ["S000-Q3"]
 
 
-def test_real_catalog_if_present():
-    path = cn.find_questions()
-    if path is None:
-        pytest.skip("questions.md not present beside the repository")
-    cat = cn.parse_catalog(path.read_text(encoding="utf-8"))
-    assert len(cat) == 24
-    assert sum(len(v["ids"]) for v in cat.values()) == 161
-    assert cat["03"]["ids"] == ["S000-Q3", "S000-Q3.1", "S000-Q3.2"]
-
-
-def test_main_exit_codes(nbdir, capsys):
-    assert cn.main(["--notebooks", str(nbdir), "--questions", str(nbdir / "absent.md")]) in (0, 1)
-    (nbdir / "01_tokens.py").write_text(PY + "\n# %%\ny = 3\n", encoding="utf-8")
-    assert cn.main(["--notebooks", str(nbdir)]) == 1
-    assert "out of sync" in capsys.readouterr().out
-    assert cn.main(["--notebooks", str(nbdir), "--write"]) in (0, 1)  # coverage may fail on the real catalog
-    assert cn.check(nbdir, None) == []
+def test_main_exit_codes(tmp_path, capsys):
+    cat = catalog(tmp_path)
+    assert cat is not None
+    args = ["--notebooks", str(tmp_path), "--catalog", str(tmp_path / "questions.json")]
+    (tmp_path / "01_tokens.py").write_text(GOOD, encoding="utf-8")
+    assert cn.main(args) == 1 and "has no 01_tokens.ipynb" in capsys.readouterr().out
+    assert cn.main(args + ["--write"]) == 0
+    assert cn.main(args + ["--markdown"]) == 0 and "| 01_tokens | 2/2 |" in capsys.readouterr().out
+    (tmp_path / "01_tokens.py").write_text(GOOD.replace("holds=n == 2", "holds=True"), encoding="utf-8")
+    assert cn.main(args) == 1
+    out = capsys.readouterr().out
+    assert "out of sync" in out and "holds=True literally" in out
+    with pytest.raises(ValueError, match="no question catalog"):
+        cn.main(["--notebooks", str(tmp_path), "--catalog", str(tmp_path / "absent.json")])
 
 
 mspec = importlib.util.spec_from_file_location("measure_notebooks", REPO / "scripts" / "measure_notebooks.py")

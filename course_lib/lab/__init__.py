@@ -22,5 +22,8 @@ Import the instruments as submodules::
 | ``rope_analysis`` | RoPE frequency and relative-position analysis |
 | ``synthetic`` | seeded task generators with ground-truth answers |
 | ``decode_cost`` | KV-cache bytes, prefill vs decode timing, batch sweeps, per-position loss |
+| ``propagation`` | signal through depth: per-block gradient norms, residual-stream RMS, block Jacobians and their spectra |
+| ``stability`` | training runs judged by an explicit divergence rule, grids over seeds, margin-based comparisons |
+| ``catalog`` | the question catalog (``notebooks/questions.json``): ids, notebooks, question lines, claim verdicts |
 | ``flops`` | per-component FLOPs of a layer (checked against ``FlopCounterMode``), crossovers, timing, n×n memory |
 """
