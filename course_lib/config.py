@@ -20,7 +20,8 @@ NORM_TYPES = ("rmsnorm", "layernorm")
 ATTN_SCALES = ("rsqrt_d", "one", "inv_d")
 MASK_FILLS = ("-inf", "zero")
 FFN_TYPES = ("swiglu", "gelu", "relu", "none")
-ATTN_IMPLS = ("sdpa", "naive", "chunked", "linear")
+ATTN_IMPLS = ("sdpa", "naive", "chunked", "linear")          # built in; attention.register_attention adds more
+ATTN_NORMALIZERS = ("softmax", "hard", "straight_through", "gumbel", "gumbel_hard", "uniform")
 
 
 def _swiglu_hidden(dim: int, multiple_of: int = 64) -> int:
@@ -61,7 +62,11 @@ class ModelConfig:
         ffn_type / ffn_ratio: feed-forward kind and hidden size as a multiple of dim.
         moe_experts (0 = dense FFN), moe_top_k, moe_shared_expert, moe_aux_loss_coef.
         attn_impl: "sdpa" (fast path), "naive" (explicit softmax, can return scores), "chunked"
-            (online softmax over key blocks), "linear" (causal linear attention, a different model).
+            (online softmax over key blocks), "linear" (causal linear attention, a different model),
+            or any name added with ``attention.register_attention``.
+        attn_normalizer: what turns scores into weights on the "naive" path: "softmax", "hard"
+            (argmax, no gradient), "straight_through", "gumbel" / "gumbel_hard" (temperature
+            ``attn_tau``), "uniform".
         identical_head_init: start all heads of a layer from the same weights (symmetry experiments).
     """
 
@@ -100,6 +105,8 @@ class ModelConfig:
     moe_shared_expert: bool = False
     moe_aux_loss_coef: float = 0.01
     attn_impl: str = "sdpa"
+    attn_normalizer: str = "softmax"
+    attn_tau: float = 1.0
     identical_head_init: bool = False
 
     # ------------------------------------------------------------------ validation
@@ -162,7 +169,15 @@ class ModelConfig:
         else:
             need(float(self.attn_scale) > 0, f"attn_scale={self.attn_scale} must be > 0")
         need(self.mask_fill in MASK_FILLS, f"mask_fill={self.mask_fill!r} must be one of {MASK_FILLS}")
-        need(self.attn_impl in ATTN_IMPLS, f"attn_impl={self.attn_impl!r} must be one of {ATTN_IMPLS}")
+        if self.attn_impl not in ATTN_IMPLS:
+            from .attention import get_attention     # lazy: the registry lives with the functions (torch)
+            get_attention(self.attn_impl)            # ValueError naming attn_impl and the registered names
+        need(self.attn_normalizer in ATTN_NORMALIZERS,
+             f"attn_normalizer={self.attn_normalizer!r} must be one of {ATTN_NORMALIZERS}")
+        need(self.attn_normalizer == "softmax" or self.attn_impl == "naive",
+             f"attn_normalizer={self.attn_normalizer!r} replaces the softmax of the explicit path; "
+             f"use attn_impl='naive' (got attn_impl={self.attn_impl!r})")
+        need(self.attn_tau > 0, f"attn_tau={self.attn_tau} must be > 0 (the Gumbel temperature)")
         need(not (self.tie_qk and self.tie_kv),
              "tie_qk and tie_kv together would make Q=K=V; choose one (or neither)")
         need(not (self.tie_qk or self.tie_kv) or self.n_kv_heads == self.n_heads,

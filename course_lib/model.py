@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
-from .attention import Attention, build_attention_mask
+from .attention import Attention, AttentionInputs, build_attention_mask
 from .config import ModelConfig
 from .ffn import MoE, FeedForward
 from .kv_cache import KVCache
@@ -82,11 +82,10 @@ class Block(nn.Module):
             x = norm(x)
         return x, aux
 
-    def forward(self, x: torch.Tensor, rope=None, mask=None, is_causal: bool = False, bias=None, kv_cache=None,
-                head_mask=None, captured=None) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def forward(self, x: torch.Tensor, inputs: Optional[AttentionInputs] = None
+                ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """``x (B, T, D) -> (x (B, T, D), aux_loss or None)``."""
-        x, _ = self._sublayer(x, self.attn_norm, lambda h: self.attn(h, rope, mask, is_causal, bias, kv_cache,
-                                                                     head_mask, captured))
+        x, _ = self._sublayer(x, self.attn_norm, lambda h: self.attn(h, inputs))
         aux = None
         if self.ffn is not None:
             x, aux = self._sublayer(x, self.ffn_norm, self.ffn)
@@ -223,7 +222,16 @@ class Transformer(nn.Module):
         compute the same function except "linear", which is a different model). Returns ``self``."""
         self.config = self.config.replace(attn_impl=impl)            # validates the combination
         for layer in self.layers:
-            layer.attn.impl = impl
+            layer.attn.configure(self.config)
+        return self
+
+    def set_attn_normalizer(self, normalizer: str = "softmax", tau: float = 1.0,
+                            generator: Optional[torch.Generator] = None) -> "Transformer":
+        """Switch what turns every layer's scores into weights (``config.attn_normalizer``, on the
+        "naive" path), keeping the weights; ``generator`` seeds the Gumbel noise. Returns ``self``."""
+        self.config = self.config.replace(attn_normalizer=normalizer, attn_tau=tau)   # validates
+        for layer in self.layers:
+            layer.attn.configure(self.config, generator)
         return self
 
     def unembed(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -286,9 +294,10 @@ class Transformer(nn.Module):
         if capture:
             captured = {"scores": [], "weights": [], "head_outputs": [], "hidden_states": [x]}
         aux_total = None
-        for i, layer in enumerate(self.layers):
-            x, aux = layer(x, rope, mask, is_causal, bias, kv_cache,
-                           head_mask[i] if head_mask is not None else None, captured)
+        inputs = AttentionInputs(rope=rope, mask=mask, causal=is_causal, bias=bias, kv_cache=kv_cache,
+                                 head_mask=head_mask, captured=captured)
+        for layer in self.layers:
+            x, aux = layer(x, inputs)
             if aux is not None:
                 aux_total = aux if aux_total is None else aux_total + aux
             if captured is not None:

@@ -14,7 +14,8 @@ Contents
     softmax and saturation:  naive_softmax, stable_softmax, softmax_jacobian, softmax_jacobian_norm,
                              saturation_table, score_gap_for_ratio
     attention weights:       entropy, attention_entropy, uniform_weights, uniform_attention,
-                             hard_weights, gumbel_weights, normalize_scores, attend
+                             hard_weights, gumbel_weights (from ``course_lib.attention``),
+                             normalize_scores, attend
     measurements on scores:  finite_scores, raw_score_stats, symmetry_defect, diagonal_mass,
                              diagonal_argmax_rate
 """
@@ -25,8 +26,9 @@ from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import torch
 
+from ..attention import NORMALIZERS, gumbel_weights, hard_weights   # the model's normalisers, re-exported
+
 Tensor = torch.Tensor
-NORMALIZERS = ("softmax", "hard", "straight_through", "gumbel", "gumbel_hard", "uniform")
 DISTRIBUTIONS = ("normal", "rademacher", "uniform")
 
 
@@ -216,40 +218,6 @@ def _masked(scores: Tensor, causal: bool) -> Tensor:
         return scores
     m = causal_mask(scores.shape[-2], scores.shape[-1], scores.device)
     return scores.masked_fill(~m, float("-inf"))
-
-
-def hard_weights(scores: Tensor, straight_through: bool = False) -> Tensor:
-    """One-hot weights on each row's argmax (a hard dictionary lookup).
-
-    Plain argmax passes no gradient to the scores at all. ``straight_through=True`` returns the same
-    one-hot values in the forward pass but the softmax's gradient in the backward pass
-    (one_hot - softmax.detach() + softmax), the straight-through estimator.
-    """
-    idx = scores.argmax(-1, keepdim=True)
-    one_hot = torch.zeros_like(scores).scatter_(-1, idx, 1.0)
-    if not straight_through:
-        return one_hot
-    p = torch.softmax(scores, -1)
-    return one_hot - p.detach() + p
-
-
-def gumbel_weights(scores: Tensor, tau: float = 1.0, hard: bool = False,
-                   generator: Optional[torch.Generator] = None) -> Tensor:
-    """Gumbel-softmax weights: softmax((scores + Gumbel noise) / tau); ``hard`` takes the argmax in
-    the forward pass with the straight-through gradient. As tau -> 0 the sample becomes one-hot."""
-    if tau <= 0:
-        raise ValueError(f"tau={tau} must be > 0")
-    dev = generator.device if generator is not None else scores.device   # noise where the generator lives
-    u = torch.rand(scores.shape, generator=generator, dtype=scores.dtype, device=dev).to(scores.device)
-    e = (-torch.log(u.clamp(1e-20, 1.0))).clamp_min(1e-20)  # Exp(1) draws
-    g = -torch.log(e)  # standard Gumbel noise
-    noisy = torch.where(torch.isfinite(scores), scores + g, scores)
-    p = torch.softmax(noisy / tau, -1)
-    if not hard:
-        return p
-    idx = p.argmax(-1, keepdim=True)
-    one_hot = torch.zeros_like(p).scatter_(-1, idx, 1.0)
-    return one_hot - p.detach() + p
 
 
 def normalize_scores(scores: Tensor, normalizer: str = "softmax", *, causal: bool = False,

@@ -59,7 +59,7 @@ def _attention_per_layer(c) -> int:
     if c.use_wo:
         n += H * d * D                              # o_proj
     if c.qk_norm:
-        n += 2 * d                                  # q_norm, k_norm gains
+        n += d if c.tie_qk else 2 * d               # q_norm, k_norm gains (one shared gain under tie_qk)
     return n
 
 

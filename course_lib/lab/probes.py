@@ -3,9 +3,8 @@
 Where ``attention_math`` holds the mathematics (functions of tensors), this module holds the
 instruments that run a ``Transformer`` on a batch and report what happened inside: per-layer score
 statistics, attention entropy, symmetry of the score matrix, gradient norms of named projections,
-accuracy on a synthetic task. It also provides :func:`attention_normalizer`, a context manager that
-swaps the softmax of the explicit attention path for another normaliser (hard argmax,
-straight-through, Gumbel, uniform), so soft and hard lookups can be trained in the same model.
+accuracy on a synthetic task. :func:`attention_normalizer` (kept for notebook 06) applies the
+config switch ``attn_normalizer`` to every model run inside a ``with`` block.
 
 All functions leave the model's training mode and gradients as they found them.
 """
@@ -150,35 +149,32 @@ def dataset_loss(model, dataset, max_items: int = 64, batch_size: int = 32) -> f
 @contextlib.contextmanager
 def attention_normalizer(normalizer: str = "softmax", tau: float = 1.0,
                          generator: Optional[torch.Generator] = None) -> Iterator[None]:
-    """Within the block, the explicit ("naive") attention path normalises its scores with
-    ``normalizer`` (one of ``attention_math.NORMALIZERS``) instead of the softmax.
+    """Within the block, every ``Transformer`` that runs uses ``normalizer`` (one of
+    ``attention.NORMALIZERS``) instead of the softmax: ``model.set_attn_normalizer`` (the config
+    switch ``attn_normalizer``) applied at the model's first forward call inside the block, and the
+    model's own setting restored on exit, even after an error.
 
-    Use it with ``ModelConfig(attn_impl="naive")`` (or ``capture=True``, which takes that path):
-    "hard" (argmax: no gradient reaches W_q or W_k), "straight_through" (argmax forward, softmax
-    gradient backward), "gumbel" / "gumbel_hard" (temperature ``tau``), "uniform" (equal weights on
-    every visible key). Masked keys stay masked. The model's own code is unchanged; the swap is
-    undone on exit, even after an error.
+    Needs ``ModelConfig(attn_impl="naive")`` (the path with an explicit softmax to swap): "hard"
+    (argmax: no gradient reaches W_q or W_k), "straight_through" (argmax forward, softmax gradient
+    backward), "gumbel" / "gumbel_hard" (temperature ``tau``), "uniform" (equal weights on every
+    visible key). Masked keys stay masked. A new model can set ``attn_normalizer`` directly instead.
     """
-    from .. import attention as A
+    from ..attention import NORMALIZERS
+    from ..model import Transformer
 
-    if normalizer not in am.NORMALIZERS:
-        raise ValueError(f"normalizer={normalizer!r} must be one of {am.NORMALIZERS}")
-    original = A.naive_attention
+    if normalizer not in NORMALIZERS:
+        raise ValueError(f"normalizer={normalizer!r} must be one of {NORMALIZERS}")
+    switched = {}                                   # model -> its own (normalizer, tau)
 
-    def naive_with_normalizer(q, k, v, mask=None, bias=None, scale=1.0, mask_fill="-inf", dropout_p=0.0):
-        scores = A._scores(q, k, scale)
-        if bias is not None:
-            scores = scores + bias
-        if mask is not None:
-            scores = scores.masked_fill(~mask, float("-inf"))
-        if normalizer == "uniform":
-            weights = torch.softmax(torch.where(torch.isfinite(scores), torch.zeros_like(scores), scores), -1)
-        else:
-            weights = am.normalize_scores(scores, normalizer, causal=False, tau=tau, generator=generator)
-        return A._weighted_values(weights, v).to(q.dtype), scores, weights
+    def switch(module, args):
+        if isinstance(module, Transformer) and module not in switched:
+            switched[module] = (module.config.attn_normalizer, module.config.attn_tau)
+            module.set_attn_normalizer(normalizer, tau=tau, generator=generator)
 
-    A.naive_attention = naive_with_normalizer
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(switch)
     try:
         yield
     finally:
-        A.naive_attention = original
+        handle.remove()
+        for model, (own, own_tau) in switched.items():
+            model.set_attn_normalizer(own, tau=own_tau)
