@@ -25,7 +25,8 @@ each ``.py`` must:
 5. define no function or class longer than 6 code lines (blank lines, comments and the docstring not
    counted) outside solution cells: longer helpers belong in ``course_lib`` with a test;
 6. give every exercise a runnable solution. The exercises are the markdown paragraphs starting with
-   ``**1.**`` or ``**Exercise 1.**`` under a heading ``Exercises``; the solution is the next code cell
+   ``**1.**``, ``**Exercise 1.**``, ``**Exercise 2 (GPU).**`` or a sub-heading ``### Exercise 1``, under a
+   heading ``Exercises`` (until the next heading of that level); the solution is the next code cell
    tagged ``solution`` with its source hidden (``# %% tags=["solution"] jupyter={"source_hidden": true}``),
    and it must contain an ``assert`` on the answer;
 7. key every ``predict(...)`` by owned ids: its key names at least one question id and only owned ones
@@ -140,7 +141,7 @@ NO_CLAIM_RE = re.compile(r"^\s*(?:[-*]\s+)?no-claim\s+([^:]+?)\s*:\s*(.*?)\s*$")
 MIN_REASON_CHARS = 20
 EXERCISES_HEADING_RE = re.compile(r"^(#{1,6})\s+Exercises?\b", re.I)
 HEADING_RE = re.compile(r"^(#{1,6})\s+\S")
-EXERCISE_START_RE = re.compile(r"^\*\*(?:Exercise\s+)?\d+\.?\*\*")
+EXERCISE_START_RE = re.compile(r"^(?:\*\*(?:Exercise\b|\d+\b)[^*]*\*\*|#{1,6}\s+Exercise\b)", re.I)
 HEADING_IN_CODE_RE = re.compile(r"^\s*#\s?#{1,6}\s+\S")  # "# ## 3. Title" or "## Title" as a comment
 
 
@@ -259,9 +260,10 @@ def analyse(stem: str, nb, owned: list[str], known: set[str]) -> NotebookReport:
                 h = HEADING_RE.match(ln)
                 if h:
                     level = len(h.group(1))
-                    if EXERCISES_HEADING_RE.match(ln):
+                    if EXERCISES_HEADING_RE.match(ln) and (ex_level is None or level <= ex_level):
                         ex_level = level
-                    elif ex_level is not None and level <= ex_level:
+                        continue
+                    if ex_level is not None and level <= ex_level:
                         ex_level = None
                 if ex_level is not None and EXERCISE_START_RE.match(ln.strip()):
                     rep.problems += [f"exercise in cell {j} has no solution cell" for j in pending]

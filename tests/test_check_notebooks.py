@@ -206,6 +206,10 @@ def test_exercise_without_runnable_solution(tmp_path):
     assert "does not hide its source" in problems_of(tmp_path, shown)[0]
     two = GOOD.replace("# **1.** Compute it.", "# **1.** Compute it.\n#\n# **2.** And this.")
     assert problems_of(tmp_path, two) == ["01_tokens.py: exercise in cell 3 has no solution cell"]
+    # other spellings of an exercise
+    for start in ("**Exercise 1 (harder).**", "### Exercise 1", "**Exercise.**"):
+        assert problems_of(tmp_path, no_cell.replace("**1.**", start)) == [
+            "01_tokens.py: exercise in cell 3 has no solution cell"], start
     # bold numbers outside an Exercises section are not exercises
     assert problems_of(tmp_path, GOOD.replace("# **S000-Q1** ", "# **1.** x\n# **S000-Q1** ")) == []
 
