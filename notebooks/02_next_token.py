@@ -56,8 +56,11 @@ from course_lib import (ByteTokenizer, CharTokenizer, ModelConfig, PackedDataset
 from course_lib.lab import viz
 from course_lib.lab.budget import budget, by_budget, set_budget_threads
 from course_lib.corpus import train_val_split
-from course_lib.data import IGNORE_INDEX, shift_for_next_token
+from course_lib.data import shift_for_next_token
+from course_lib.lab.markov import MarkovSource
 from course_lib.lab.measure import unigram_entropy_bits
+from course_lib.lab.objectives import (identity_targets, input_influence, masked_lm_items, reversed_targets,
+                                       unrelated_targets)
 from course_lib.lab.socratic import Claim, claims_table, essence, predict, reveal
 
 viz.setup()
@@ -101,7 +104,7 @@ assert len(X) == len(Y) == len(seq) - 1
 # Predict first.
 
 # %%
-p_pairings = predict("S000-Q2.1 / S000-Q2.2",
+p_pairings = predict("S000-Q2.2",
                      "Which run reaches the LOWEST training loss?",
                      ["shifted (correct)", "unrelated targets", "reversed (Y[t] = X[t-1])"])
 
@@ -113,12 +116,8 @@ T = by_budget(fast=32, full=128)
 train_blocks = PackedDataset(train_docs, tok, block_size=T)
 val_blocks = PackedDataset(val_docs, tok, block_size=T)
 items = [train_blocks[i] for i in range(len(train_blocks))]
-
-g = torch.Generator().manual_seed(0)
-other = torch.randperm(len(items), generator=g)
-unrelated = [{"input_ids": it["input_ids"], "labels": items[j]["labels"]} for it, j in zip(items, other.tolist())]
-reversed_items = [{"input_ids": it["input_ids"],
-                   "labels": torch.cat([torch.tensor([IGNORE_INDEX]), it["input_ids"][:-1]])} for it in items]
+unrelated = unrelated_targets(items, seed=0)          # each block's inputs, another block's targets
+reversed_items = reversed_targets(items)              # Y[t] = X[t-1]
 
 H_unigram = unigram_entropy_bits(train_blocks.tokens, tok.vocab_size) * math.log(2)   # nats per byte
 STEPS = by_budget(fast=150, full=1500)
@@ -137,7 +136,7 @@ def train(data, steps=STEPS, **changes):
 runs = {"shifted": train(items), "unrelated": train(unrelated, steps=STEPS * 2 // 3),
         "reversed": train(reversed_items, steps=STEPS * 2 // 3)}
 final = {name: sum(h.loss[-10:]) / len(h.loss[-10:]) for name, (_, h) in runs.items()}
-ax = viz.plot_curves({name: h.loss for name, (_, h) in runs.items()}, "step", "training loss (nats per byte)",
+ax = viz.plot_curves({name: h.loss for name, (_, h) in runs.items()}, "training step", "training loss (nats per byte)",
                      smooth=5)
 ax.axhline(H_unigram, color="k", ls="--", lw=1)
 ax.text(0, H_unigram * 1.03, "unigram entropy of the targets", fontsize=8)
@@ -201,25 +200,8 @@ p_bidir = predict("S001-Q1-guide",
 # %%
 bidir, bidir_hist = train(items, causal=False)
 causal = runs["shifted"][0]
-
-
-def influence(model, x, t):
-    """How strongly the prediction at position t depends on each input position (gradient norm)."""
-    store = {}
-
-    def keep(module, inputs, output):
-        output.retain_grad()
-        store["e"] = output
-
-    hook = model.embed_tokens.register_forward_hook(keep)
-    model.zero_grad()
-    model(x).logits[0, t].logsumexp(-1).backward()
-    hook.remove()
-    return store["e"].grad[0].norm(dim=-1)
-
-
-t_probe = T // 2
-infl = {"causal": influence(causal, val_x[:1], t_probe), "bidirectional": influence(bidir, val_x[:1], t_probe)}
+t_probe = T // 2       # how strongly the prediction at t_probe depends on each input position (gradient norm)
+infl = {"causal": input_influence(causal, val_x[:1], t_probe), "bidirectional": input_influence(bidir, val_x[:1], t_probe)}
 future_causal = infl["causal"][t_probe + 1:].abs().max().item()
 future_bidir = infl["bidirectional"][t_probe + 1:].abs().max().item()
 
@@ -237,9 +219,9 @@ for ax, (name, v) in zip(axes, infl.items()):
     ax.bar(range(T), v.tolist())
     ax.axvline(t_probe, color="k", ls="--", lw=1)
     ax.set_title(f"{name}: what position {t_probe} reads")
-    ax.set_xlabel("input position")
-axes[0].set_ylabel("gradient norm")
-fig.tight_layout()
+    ax.set_xlabel("input position (token index)")
+axes[0].set_ylabel("gradient norm at the input embedding")
+fig.tight_layout();
 
 # %%
 assert future_causal == 0.0, "causal: the future has no path to the prediction"
@@ -261,22 +243,9 @@ reveal(p_bidir, measured=f"{train_final['bidirectional']:.2f} vs {train_final['c
 
 # %%
 MASK = tok.vocab_size            # the extra id the models were built with
-gm = torch.Generator().manual_seed(1)
-
-
-def mlm_items(blocks, rate=0.15):
-    out = []
-    for it in blocks:
-        x = it["input_ids"].clone()
-        hide = torch.rand(len(x), generator=gm) < rate
-        labels = torch.where(hide, x, torch.full_like(x, IGNORE_INDEX))
-        x[hide] = MASK
-        out.append({"input_ids": x, "labels": labels})
-    return out
-
-
-mlm_model, mlm_hist = train(mlm_items(items), steps=2 * STEPS, causal=False)   # only 15% of positions are targets
-val_mlm = mlm_items([val_blocks[i] for i in range(min(64, len(val_blocks)))])
+mlm_train = masked_lm_items(items, mask_id=MASK, rate=0.15, seed=1)
+mlm_model, mlm_hist = train(mlm_train, steps=2 * STEPS, causal=False)   # only 15% of positions are targets
+val_mlm = masked_lm_items([val_blocks[i] for i in range(min(64, len(val_blocks)))], mask_id=MASK, rate=0.15, seed=2)
 with torch.no_grad():
     mx = torch.stack([v["input_ids"] for v in val_mlm])
     my = torch.stack([v["labels"] for v in val_mlm])
@@ -314,22 +283,9 @@ p_tf = predict("S001-Q23-TF",
                ["smaller", "about the same", "larger"])
 
 # %%
-K, SUCC, L_MC = 12, 2, 33
-gmc = torch.Generator().manual_seed(0)
-succ = torch.stack([torch.randperm(K, generator=gmc)[:SUCC] for _ in range(K * K)])        # (K*K, 3)
-succ_p = torch.distributions.Dirichlet(torch.ones(SUCC)).sample((K * K,))                  # (K*K, 3)
-true_next = torch.zeros(K * K, K).scatter_(1, succ, succ_p)                                # p*(c | a, b)
-
-
-def sample_source(n, gen):
-    x = torch.zeros(n, L_MC, dtype=torch.long)
-    x[:, :2] = torch.randint(0, K, (n, 2), generator=gen)
-    for t in range(2, L_MC):
-        x[:, t] = torch.multinomial(true_next[x[:, t - 2] * K + x[:, t - 1]], 1, generator=gen).squeeze(1)
-    return x
-
-
-mc_train = sample_source(by_budget(fast=3000, full=30000), gmc)
+K, L_MC = 12, 33
+source = MarkovSource(n_symbols=K, n_successors=2, seed=0)        # p*(c | a, b) known for every (a, b)
+mc_train = source.sample(by_budget(fast=3000, full=30000), L_MC, torch.Generator().manual_seed(0))
 mc_items = [{"input_ids": a, "labels": b} for a, b in zip(*shift_for_next_token(mc_train))]
 torch.manual_seed(0)
 mc_model = Transformer(ModelConfig.nano(vocab_size=K, max_seq_len=L_MC))
@@ -338,42 +294,43 @@ Trainer(mc_model, mc_items, TrainConfig(batch_size=32, max_steps=mc_steps, lr=1e
                                         seed=0, progress=False, log_every=0)).fit()
 mc_model.cpu().eval()
 
-
-@torch.no_grad()
-def kl_per_position(model, seqs):
-    """KL(p* || model) of the next-token distribution at every position t >= 1 of each sequence."""
-    logq = model(seqs[:, :-1]).logits.log_softmax(-1)[:, 1:]                    # predictions for t = 2..L-1
-    p = true_next[seqs[:, :-2] * K + seqs[:, 1:-1]]                             # (N, L-2, K)
-    kl = (p * (p.clamp_min(1e-12).log() - logq)).sum(-1)
-    return kl
-
-
 N_MC = by_budget(fast=512, full=4096)
-true_seqs = sample_source(N_MC, torch.Generator().manual_seed(1))
+true_seqs = source.sample(N_MC, L_MC, torch.Generator().manual_seed(1))
 own_seqs = generate(mc_model, true_seqs[:, :2], L_MC - 2, temperature=1.0, generator=torch.Generator().manual_seed(2))
-kl_tf = kl_per_position(mc_model, true_seqs)
-kl_fr = kl_per_position(mc_model, own_seqs)
-# transitions the source never makes, in the model's own samples
-own_p = true_next[own_seqs[:, :-2] * K + own_seqs[:, 1:-1]].gather(2, own_seqs[:, 2:, None]).squeeze(2)
-off_source = (own_p == 0).float()
-seen_bad = off_source.cumsum(1) > 0                                             # a bad transition so far?
-print(f"mean KL on true prefixes {kl_tf.mean():.4f} nats, on own prefixes {kl_fr.mean():.4f} nats")
+kl_tf = source.kl_per_position(mc_model, true_seqs)          # (N, L-2): KL(p* || model) at t = 2 .. L-1
+kl_fr = source.kl_per_position(mc_model, own_seqs)
+off_source = source.off_source(own_seqs).float()             # transitions the source never makes
+seen_bad = off_source.cumsum(1) > 0                          # an off-source transition so far?
+after_bad = seen_bad[:, :-1]                                 # positions whose prefix already contains one
+n_after_bad, n_clean = int(after_bad.sum()), int((~after_bad).sum())
+# sequence-level difference of the mean KL, and its standard error over the N_MC independent sequences
+per_seq = kl_fr.mean(1) - kl_tf.mean(1)
+tf_gap, tf_se = per_seq.mean().item(), (per_seq.std() / math.sqrt(N_MC)).item()
+print(f"mean KL on true prefixes {kl_tf.mean():.4f} nats, on own prefixes {kl_fr.mean():.4f} nats "
+      f"(difference {tf_gap:+.4f} ± {tf_se:.4f}, one standard error)")
 print(f"{off_source.mean():.1%} of the model's sampled transitions never occur in the source; "
-      f"by the end {seen_bad[:, -1].float().mean():.0%} of its sequences contain one")
-kl_after_bad = kl_fr[:, 1:][seen_bad[:, :-1]].mean().item() if seen_bad[:, :-1].any() else float("nan")
-kl_clean = kl_fr[:, 1:][~seen_bad[:, :-1]].mean().item()
+      f"by the end {seen_bad[:, -1].float().mean():.0%} of its sequences contain one "
+      f"({n_after_bad} positions come after one, {n_clean} before any)")
+MIN_COUNT = 30      # average the KL after an off-source transition only over enough positions
+kl_after_bad = kl_fr[:, 1:][after_bad].mean().item() if n_after_bad >= MIN_COUNT else float("nan")
+kl_clean = kl_fr[:, 1:][~after_bad].mean().item() if n_clean >= MIN_COUNT else float("nan")
 print(f"KL on own prefixes: {kl_clean:.4f} before any off-source transition, {kl_after_bad:.4f} after one")
 viz.plot_curves({"teacher forcing (true prefixes)": kl_tf.mean(0).tolist(),
                  "free running (own prefixes)": kl_fr.mean(0).tolist()},
-                "position", "KL(true || model), nats")
+                "position t - 2 (token index)", "KL(true || model), nats");
 
 # %%
-assert kl_fr.mean() > kl_tf.mean(), "the model is worse on its own prefixes than on true ones"
-assert off_source.sum() > 0, "free running produces contexts the training data never contains"
-assert kl_after_bad > 1.5 * kl_clean, "and after such a context its predictions are worse"
-reveal(p_tf, measured=f"{kl_fr.mean():.3f} vs {kl_tf.mean():.3f} nats", answer="larger",
+tf_answer = "larger" if tf_gap > 3 * tf_se else "smaller" if tf_gap < -3 * tf_se else "about the same"
+enough = n_after_bad >= MIN_COUNT and n_clean >= MIN_COUNT
+if enough:          # the model made enough mistakes to measure what follows them
+    assert kl_after_bad > 1.5 * kl_clean, "after an off-source context its predictions are worse"
+    assert tf_answer == "larger", "so on its own prefixes the model is worse than on true ones, beyond 3 standard errors"
+else:
+    print(f"only {n_after_bad} positions follow an off-source transition: too few to compare (need {MIN_COUNT})")
+reveal(p_tf, measured=f"{kl_fr.mean():.3f} vs {kl_tf.mean():.3f} nats (± {tf_se:.3f})", answer=tf_answer,
        note="Trained only on true prefixes, the model has never seen its own mistakes; after one, it "
-            "is off the training distribution and its errors grow.")
+            "is off the training distribution and its errors grow." if enough else
+            "This model rarely left the source's transitions, so there was little to be exposed to.")
 
 # %% [markdown]
 # Teacher forcing is not a trick to speed up an RNN: an RNN still runs step by step, even on the true
@@ -385,6 +342,10 @@ reveal(p_tf, measured=f"{kl_fr.mean():.3f} vs {kl_tf.mean():.3f} nats", answer="
 # strategies such as beam search or top-k change which outputs are chosen, not what the model learned.
 #
 # ## Claims
+#
+# no-claim S001-Q1-hint1: a hint (do BERT and GPT do the same task?); section 3 trains both objectives on one block
+# no-claim S001-Q1-hint2: a hint (what does an encoder's self-attention predict?); exercise 2 probes the frozen masked-LM model
+# no-claim S001-Q1-hint3: a hint (mechanism or task?); the S001-Q1-guide rows answer it with measurements
 
 # %%
 claims = [
@@ -412,7 +373,7 @@ claims = [
           citation="Wang et al. 2018 (GLUE: 9 tasks); BERT's 11 tasks are GLUE + SQuAD v1.1/v2.0 + SWAG"),
     Claim("S001-Q23-TF", "teacher forcing causes a train/inference mismatch (exposure bias)", "mismatch",
           f"KL {kl_fr.mean():.3f} (own prefixes) vs {kl_tf.mean():.3f} (true prefixes); "
-          f"{kl_after_bad:.2f} after an off-source transition", holds=bool(kl_fr.mean() > kl_tf.mean()),
+          f"{kl_after_bad:.2f} after an off-source transition ({n_after_bad} positions)", holds=tf_answer == "larger",
           citation="Bengio et al. 2015 (scheduled sampling); Ranzato et al. 2016 (the term exposure bias)"),
     Claim("S001-Q23-TF", "teacher forcing is the core trick that speeds up RNN training", "speed-up",
           "not measured: with teacher forcing an RNN still runs step by step", holds=None,
@@ -439,7 +400,7 @@ table = claims_table(claims)
 # it with a short run (`train(..., steps=...)`).
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
-identity_items = [{"input_ids": it["input_ids"], "labels": it["input_ids"].clone()} for it in items]
+identity_items = identity_targets(items)
 _, identity_hist = train(identity_items, steps=by_budget(fast=40, full=200))
 print(f"Y = X: training loss after {len(identity_hist)} steps: {identity_hist.final_loss:.3f} nats")
 # the target is the input token itself: with tied embeddings the identity is almost built in
