@@ -68,6 +68,8 @@ class ModelConfig:
             (argmax, no gradient), "straight_through", "gumbel" / "gumbel_hard" (temperature
             ``attn_tau``), "uniform".
         identical_head_init: start all heads of a layer from the same weights (symmetry experiments).
+        zero_init_out: start the projections that write into the residual stream (``o_proj``,
+            ``down_proj``) at exactly zero, so every pre-norm block is the identity at init.
     """
 
     vocab_size: int = 6400
@@ -108,6 +110,7 @@ class ModelConfig:
     attn_normalizer: str = "softmax"
     attn_tau: float = 1.0
     identical_head_init: bool = False
+    zero_init_out: bool = False
 
     # ------------------------------------------------------------------ validation
     def __post_init__(self) -> None:
@@ -200,6 +203,10 @@ class ModelConfig:
             need(1 <= self.moe_top_k <= self.moe_experts,
                  f"moe_top_k={self.moe_top_k} must be in [1, moe_experts={self.moe_experts}]")
         need(self.max_seq_len >= 1, f"max_seq_len={self.max_seq_len} must be >= 1")
+        need(not self.zero_init_out or (self.residual and self.use_wo),
+             "zero_init_out=True needs residual=True and use_wo=True: without the skip path (or without "
+             "o_proj to zero) the blocks would output zeros (or not start as the identity); "
+             "set zero_init_out=False")
         need(self.rope_original_max_seq_len is None
              or (isinstance(self.rope_original_max_seq_len, int) and self.rope_original_max_seq_len >= 1),
              f"rope_original_max_seq_len={self.rope_original_max_seq_len!r} must be None or a positive integer")

@@ -132,13 +132,16 @@ class Transformer(nn.Module):
     def reset_parameters(self) -> None:
         """Normal(0, init_std) for matrices, ones for norm gains; the projections that write into
         the residual stream (``o_proj``, ``down_proj``) get ``init_std / sqrt(2 n_layers)`` so the
-        stream's variance does not grow with depth."""
+        stream's variance does not grow with depth (exactly zero with ``zero_init_out``)."""
         std = self.config.init_std
         out_std = std / math.sqrt(2 * self.config.n_layers)
         for name, module in self.named_modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
                 is_out = name.endswith("o_proj") or name.endswith("down_proj")
-                nn.init.normal_(module.weight, mean=0.0, std=out_std if is_out else std)
+                if is_out and self.config.zero_init_out:
+                    nn.init.zeros_(module.weight)
+                else:
+                    nn.init.normal_(module.weight, mean=0.0, std=out_std if is_out else std)
                 if getattr(module, "bias", None) is not None:
                     nn.init.zeros_(module.bias)
             elif isinstance(module, nn.LayerNorm) or hasattr(module, "eps"):
