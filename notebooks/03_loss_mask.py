@@ -34,12 +34,14 @@ import torch.nn.functional as F
 
 import course_lib
 from course_lib import (CharTokenizer, ModelConfig, PackedDataset, TrainConfig, Trainer, Transformer,
-                        generate, load_corpus, masked_cross_entropy)
+                        load_corpus, masked_cross_entropy)
 from course_lib.lab import viz
 from course_lib.lab.budget import budget, by_budget, set_budget_threads
 from course_lib.corpus import train_val_split
 from course_lib.data import IGNORE_INDEX, collate, shift_for_next_token
 from course_lib.lab.measure import padding_waste, saved_tensor_bytes, time_fn
+from course_lib.lab.padding import (clean_pad_eval, clean_windows, group_waste, padded_segments, tokens_before_pad,
+                                    truncation_loss)
 from course_lib.lab.socratic import Claim, claims_table, essence, predict, reveal
 
 viz.setup()
@@ -57,7 +59,7 @@ print(f"course_lib {course_lib.__version__}, budget: {budget()}")
 # print anything: how many next-token targets does the five-token sentence have?
 
 # %%
-p_targets = predict("S000-Q3.1 targets", "How many next-token targets does a 5-token sentence give?", kind="number")
+p_targets = predict("S000-Q3.1", "How many next-token targets does a 5-token sentence give?", kind="number")
 
 # %%
 PAD = 0
@@ -155,7 +157,7 @@ assert torch.all(grad_norm_per_position[~is_masked] > 0), "real positions: a gra
 # what is its loss on the real tokens?
 
 # %%
-p_harm = predict("S000-Q3.1 harm",
+p_harm = predict("S000-Q3",
                  "On clean text (no padding anywhere), how much probability will the no-mask model put on the "
                  "pad token, compared with the masked models?",
                  ["about the same", "somewhat more (up to 10x)", "far more (over 10x)"])
@@ -171,24 +173,13 @@ T = by_budget(fast=64, full=128)
 MIN_LEN = 8
 
 
-def padded_segments(stream, n, seed):
-    """n segments of random length in [MIN_LEN, T + 1] tokens, right-padded to T + 1."""
-    rng = random.Random(seed)
-    rows = torch.full((n, T + 1), PAD)
-    for i in range(n):
-        length = rng.randint(MIN_LEN, T + 1)
-        start = rng.randrange(0, len(stream) - length)
-        rows[i, :length] = stream[start:start + length]
-    return rows
-
-
 def as_items(rows, mask):
     x, y = shift_for_next_token(rows, target_mask=(rows != PAD) if mask else None)
     return [{"input_ids": a, "labels": b} for a, b in zip(x, y)]
 
 
 N_TRAIN = by_budget(fast=2000, full=20000)
-train_rows = padded_segments(train_stream, N_TRAIN, seed=1)
+train_rows = padded_segments(train_stream, N_TRAIN, seq_len=T, min_len=MIN_LEN, pad_id=PAD, seed=1)   # (N, T + 1)
 print(f"vocabulary {tok.vocab_size}, {N_TRAIN} training segments of {MIN_LEN}-{T + 1} tokens; "
       f"padding is {float((train_rows == PAD).float().mean()):.0%} of the slots")
 
@@ -205,50 +196,22 @@ for name, (reduction, mask) in VARIANTS.items():
                               TrainConfig(batch_size=16, max_steps=STEPS, lr=3e-3, warmup_steps=STEPS // 10, seed=0,
                                           loss_reduction=reduction, progress=False, log_every=0)).fit()
     models[name] = model.cpu().eval()       # evaluate on the CPU, whatever device trained it
-viz.plot_curves({n: h.loss for n, h in histories.items()}, "step", "training loss (as each run defines it)", smooth=5)
+viz.plot_curves({n: h.loss for n, h in histories.items()}, "training step",
+                "training loss (nats, as each run defines it)", smooth=5);
 
 # %% [markdown]
 # The training losses are not comparable: the no-mask run averages over padding targets, which are
 # easy (after a pad comes a pad). The validation measurements below use the same clean text for all.
 
 # %%
-@torch.no_grad()
-def clean_eval(model, n_windows):
-    """Mean P(pad) and loss on unpadded validation windows; P(pad) right after a pad."""
-    g = torch.Generator().manual_seed(0)
-    starts = torch.randint(0, len(val_stream) - T - 1, (n_windows,), generator=g)
-    w = torch.stack([val_stream[s:s + T + 1] for s in starts.tolist()])
-    logits = model(w[:, :-1]).logits
-    p_pad = logits.softmax(-1)[..., PAD].mean().item()
-    loss = F.cross_entropy(logits.transpose(1, 2), w[:, 1:]).item()
-    # a row that ends in padding: what comes after a pad?
-    probe = w[:, :-1].clone()
-    probe[:, T // 2:] = PAD
-    p_pad_after_pad = model(probe).logits.softmax(-1)[:, T // 2:, PAD].mean().item()
-    return {"p_pad": p_pad, "loss": loss, "p_pad_after_pad": p_pad_after_pad}
-
-
-@torch.no_grad()
-def generation_length(model, n, new_tokens):
-    """Mean number of tokens generated before the first pad, sampling at temperature 1."""
-    g = torch.Generator().manual_seed(0)
-    starts = torch.randint(0, len(val_stream) - 8, (n,), generator=g)
-    prompts = torch.stack([val_stream[s:s + 8] for s in starts.tolist()])
-    out = generate(model, prompts, new_tokens, temperature=1.0, eos_token_id=PAD,
-                   generator=torch.Generator().manual_seed(1))[:, 8:]
-    hit = (out == PAD)
-    first = torch.where(hit.any(1), hit.float().argmax(1), torch.full((n,), out.shape[1]))
-    full = torch.full((n,), new_tokens)
-    first = torch.where(hit.any(1), first, full)
-    return first.float().mean().item(), out
-
-
 N_EVAL = by_budget(fast=32, full=256)
 NEW = T - 8 - 1
+windows = clean_windows(val_stream, N_EVAL, T + 1, seed=0)        # (N_EVAL, T + 1) real text, no padding
+prompts = clean_windows(val_stream, N_EVAL, 8, seed=0)            # 8-token prompts for sampling
 results = {}
 for name, model in models.items():
-    r = clean_eval(model, N_EVAL)
-    r["gen_len"], sample = generation_length(model, N_EVAL, NEW)
+    r = clean_pad_eval(model, windows, pad_id=PAD)                 # P(pad), clean loss, P(pad) after padding
+    r["gen_len"], sample = tokens_before_pad(model, prompts, NEW, pad_id=PAD)
     results[name] = r
     text = tok.decode(sample[0].tolist()).replace(tok.pad_token, "▯")
     print(f"{name:>19}: P(pad) on clean text {r['p_pad']:.4f} | P(pad) after a pad {r['p_pad_after_pad']:.2f} | "
@@ -262,7 +225,8 @@ viz.bar({n: results[n]["gen_len"] for n in names}, ax=axes[1], ylabel="tokens be
 viz.bar({n: results[n]["loss"] for n in names}, ax=axes[2], ylabel="clean validation loss (nats)")
 for ax in axes:
     ax.tick_params(axis="x", labelrotation=20, labelsize=8)
-fig.tight_layout()
+    ax.set_xlabel("loss variant")
+fig.tight_layout();
 
 # %%
 no, tm, sm = (results[n] for n in ("no mask", "token-mean mask", "sequence-mean mask"))
@@ -299,7 +263,7 @@ reveal(p_harm, measured=f"{leak:.0f}x", answer="far more (over 10x)" if leak > 1
 # 14 padding positions". Predict the true fraction of the 288 score entries that involve padding.
 
 # %%
-p_waste = predict("S000-Q3.2 waste", "What fraction of the 288 attention scores involves a padding position?",
+p_waste = predict("S000-Q3.2", "What fraction of the 288 attention scores involves a padding position?",
                   kind="number")
 
 # %%
@@ -315,12 +279,45 @@ reveal(p_waste, measured=doc.score_waste, tolerance=0.1,
             "And 24 slots - 17 real tokens = 7 padding positions, not 14.")
 
 # %% [markdown]
+# ### The document's two schemes, under its own assumption
+#
+# The document compares **scheme A**, truncate every sentence of a batch to the *shortest* one, with
+# **scheme B**, pad every sentence to the *longest*, and assumes batches of 32 with a mean length of 256
+# and a longest sentence of 512. Then, it says, A "loses 30% of the data" and B "wastes 50% of the
+# compute". Two batches meet that assumption exactly: one whose other 31 sentences are all about as
+# long, one whose other sentences are spread evenly.
+
+# %%
+B_DOC, L_DOC, MEAN_DOC = 32, 512, 256
+rest = MEAN_DOC * B_DOC - L_DOC                                             # tokens in the other 31 rows
+doc_batches = {"others alike": [L_DOC] + [rest // 31 + (i < rest % 31) for i in range(31)],
+               "others spread": [L_DOC] + torch.linspace(1, 2 * rest / 31 - 1, 31).round().long().tolist()}
+scheme_b = {k: padding_waste(v, pad_to=L_DOC) for k, v in doc_batches.items()}   # full (n x n) attention, as counted there
+scheme_a = {k: truncation_loss(v, group=B_DOC) for k, v in doc_batches.items()}
+attention_bound = 1 - (MEAN_DOC / L_DOC) ** 2           # real share of n² ≥ (mean n)² / 512² (Jensen)
+for k, v in doc_batches.items():
+    print(f"{k:>13}: mean {sum(v) / len(v):.1f}, longest {max(v)}, shortest {min(v)} | scheme B: "
+          f"{scheme_b[k].token_waste:.1%} of token slots, {scheme_b[k].score_waste:.1%} of attention scores are padding"
+          f" | scheme A loses {scheme_a[k]:.1%} of the tokens")
+print(f"attention waste can be at most 1 - (256/512)² = {attention_bound:.0%} under this assumption")
+
+# %%
+assert all(abs(w.token_waste - 0.5) < 0.01 for w in scheme_b.values()), "B pads half the token slots: 1 - 256/512"
+assert all(0.5 < w.score_waste <= attention_bound + 1e-9 for w in scheme_b.values()), "attention wastes more, ≤ 75%"
+assert max(scheme_a.values()) - min(scheme_a.values()) > 0.5, "A's loss is set by the shortest row, not by the mean"
+
+# %% [markdown]
+# Scheme B's 50% is right for the linear layers, whatever the lengths: a batch padded to 512 with a
+# mean of 256 is half padding. Attention, whose cost grows with the square of the length, wastes more
+# (the share printed above for each batch, at most 75%). Scheme A's loss is not fixed by the
+# assumption at all: it depends on how short the shortest sentence is.
+#
 # ### Padding a real corpus
 #
-# How much does padding waste on real text? We take the corpus documents, tokenized by characters,
-# and compare two policies for a context of 512: pad every document to 512 and cut the longer ones
-# (the document's "truncate or pad to the same length"), or batch documents in groups of 16 and pad
-# each batch to its longest member, either in random order or after sorting by length.
+# How much do the schemes cost on real text? We take the corpus documents, tokenized by characters and
+# cut at a context of 512, and measure scheme A and scheme B on random batches of 32, plus two more
+# policies: pad every document to 512 (the question's "pad everything to the same length"), and
+# batches of 16 padded to their longest member, in random order or after sorting by length.
 
 # %%
 doc_lengths = [len(d) + 1 for d in docs]       # characters (= tokens here) plus a BOS
@@ -328,42 +325,40 @@ CTX = 512
 kept = [min(n, CTX) for n in doc_lengths]
 truncated_share = 1 - sum(kept) / sum(doc_lengths)
 pad_to_ctx = padding_waste(kept, pad_to=CTX, causal=True)
-def batched_waste(lengths):
-    """Padding waste when consecutive groups of 16 are each padded to their longest member."""
-    groups = [lengths[i:i + 16] for i in range(0, len(lengths) - 15, 16)]
-    ws = [padding_waste(gr, causal=True) for gr in groups]
-    return (sum(w.pad_tokens for w in ws) / sum(w.token_slots for w in ws),
-            1 - sum(w.real_scores for w in ws) / sum(w.score_slots for w in ws))
-
-
 shuffled = kept[:]
 random.Random(0).shuffle(shuffled)
-random_waste = batched_waste(shuffled)
-sorted_waste = batched_waste(sorted(kept))
+corpus_a = truncation_loss(shuffled, group=B_DOC)                       # scheme A, random batches of 32
+corpus_b = group_waste(shuffled, group=B_DOC, causal=False)            # scheme B, counted as the document does
+random_waste, sorted_waste = group_waste(shuffled, 16), group_waste(sorted(kept), 16)
 print(f"{len(docs)} documents, median {sorted(doc_lengths)[len(doc_lengths) // 2]} tokens; "
       f"{sum(n > CTX for n in doc_lengths) / len(docs):.0%} are longer than {CTX}")
+print(f"scheme A, random batches of 32 cut to their shortest: {corpus_a:.0%} of the tokens lost")
+print(f"scheme B, random batches of 32 padded to their longest: {corpus_b.token_waste:.0%} of token slots, "
+      f"{corpus_b.score_waste:.0%} of attention scores")
 print(f"pad/truncate everything to {CTX}: {truncated_share:.0%} of the tokens cut off, "
       f"{pad_to_ctx.token_waste:.0%} of the token slots and {pad_to_ctx.score_waste:.0%} of the causal scores are padding")
-print(f"random batches of 16, each padded to its longest: {random_waste[0]:.0%} of token slots, "
-      f"{random_waste[1]:.0%} of scores")
-print(f"batches of 16 similar lengths (sorted first):     {sorted_waste[0]:.0%} of token slots, "
-      f"{sorted_waste[1]:.0%} of scores")
+print(f"random batches of 16, each padded to its longest: {random_waste.token_waste:.0%} of token slots, "
+      f"{random_waste.score_waste:.0%} of causal scores")
+print(f"batches of 16 similar lengths (sorted first):     {sorted_waste.token_waste:.0%} of token slots, "
+      f"{sorted_waste.score_waste:.0%} of causal scores")
 fig, ax = plt.subplots()
 ax.hist(doc_lengths, bins=60, range=(0, 3000))
 ax.axvline(CTX, color="k", ls="--")
 ax.set_xlabel("document length (tokens); dashed: a 512 context")
-ax.set_ylabel("documents")
+ax.set_ylabel("number of documents");
 
 # %%
 assert 0 < truncated_share < 1 and 0 < pad_to_ctx.token_waste < 1
 assert pad_to_ctx.score_waste > pad_to_ctx.token_waste, "attention (quadratic) wastes more than linear layers"
-assert sorted_waste[0] < random_waste[0], "grouping similar lengths reduces padding"
+assert corpus_b.score_waste > corpus_b.token_waste, "the same holds for scheme B on the corpus"
+assert sorted_waste.token_waste < random_waste.token_waste, "grouping similar lengths reduces padding"
 
 # %% [markdown]
-# The numbers depend entirely on the length distribution. The document's "truncation loses 30%,
-# padding wastes 50%" is not a law, and for attention, whose cost grows with the square of the length,
-# padding wastes a larger share than for the linear layers. Grouping similar lengths ("bucketing")
-# is the cheap fix; packing (below) removes padding altogether.
+# The numbers depend entirely on the length distribution: the document's 30% is not a property of
+# scheme A, and on this corpus cutting each batch to its shortest document throws away the share
+# printed above. For attention, whose cost grows with the square of the length, padding wastes a
+# larger share than for the linear layers. Grouping similar lengths ("bucketing") is the cheap fix;
+# packing (below) removes padding altogether.
 #
 # ### Does the mask save compute?
 #
@@ -372,7 +367,7 @@ assert sorted_waste[0] < random_waste[0], "grouping similar lengths reduces padd
 # mask, and **packed** (segments concatenated into full rows, no padding at all).
 
 # %%
-p_speed = predict("S000-Q3.2 speed", "Padded batch: is a training step with the loss mask faster than without?",
+p_speed = predict("S000-Q3.2", "Padded batch: is a training step with the loss mask faster than without?",
                   ["yes, clearly faster", "about the same", "slower"])
 
 # %%
@@ -417,7 +412,9 @@ for k in layouts:
 fig, axes = plt.subplots(1, 2, figsize=(10, 3))
 viz.bar({k: v * 1e3 for k, v in step_time.items()}, ax=axes[0], ylabel="ms per step (fastest of the runs)")
 viz.bar({k: v / 1e6 for k, v in act_bytes.items()}, ax=axes[1], ylabel="MB saved for backward")
-fig.tight_layout()
+for ax in axes:
+    ax.set_xlabel("layout of the same tokens")
+fig.tight_layout();
 
 # %%
 rows_ratio = x_pack.shape[0] / x_pad.shape[0]
@@ -445,6 +442,9 @@ reveal(p_speed, measured=f"time ratio mask/no mask = {mask_time_ratio:.2f}", ans
 
 # %%
 claims = [
+    Claim("S000-Q3", "the loss mask keeps padding out of the loss", "padding ignored",
+          f"gradient at masked logits exactly 0 ({int(is_masked.sum())} positions); at real ones > 0",
+          holds=bool(torch.all(grad_norm_per_position[is_masked] == 0) and torch.all(grad_norm_per_position[~is_masked] > 0))),
     Claim("S000-Q3.1", "without a mask, sentence 1 averages over 4 targets, 2 of which involve padding",
           "2 of 4", f"{int(pad_involved[0])} of {Y_all.shape[1]}", holds=int(pad_involved[0]) == 2 and Y_all.shape[1] == 4),
     Claim("S000-Q3.1", "without a mask the model learns '103 -> 0' and '0 -> 0'", "it learns to predict padding",
@@ -469,14 +469,20 @@ claims = [
           holds=mask_time_ratio < 0.8),
     Claim("S000-Q3.2", "attention: 288 scores, unavoidable", "unavoidable",
           f"{doc.real_scores} are needed; packing or varlen kernels skip the rest",
-          holds=False, verdict="does not hold",
+          holds=doc.real_scores == doc.score_slots,
           citation="Dao 2023 (FlashAttention-2) varlen kernels; Krell et al. 2021 (packing without cross-contamination)"),
-    Claim("S000-Q3.2", "truncation loses 30% of the data, padding wastes 50% of the compute", "30% / 50%",
-          f"this corpus at {CTX}: {truncated_share:.0%} cut, {pad_to_ctx.token_waste:.0%} of token slots and "
-          f"{pad_to_ctx.score_waste:.0%} of causal scores padding",
-          holds=abs(truncated_share - 0.30) < 0.05 and abs(pad_to_ctx.token_waste - 0.5) < 0.05,
-          verdict=None if abs(truncated_share - 0.30) < 0.05 and abs(pad_to_ctx.token_waste - 0.5) < 0.05
-          else "depends on the corpus (not a general figure)"),
+    Claim("S000-Q3.2", "scheme A (truncate each batch to its shortest) loses 30% of the data", "30%",
+          f"this corpus, random batches of 32: {corpus_a:.0%}; batches with the document's mean 256 and longest "
+          f"512: {min(scheme_a.values()):.0%} to {max(scheme_a.values()):.0%}", holds=abs(corpus_a - 0.30) < 0.05,
+          verdict=None if abs(corpus_a - 0.30) < 0.05 else "does not hold: the shortest row decides, not a fixed 30%"),
+    Claim("S000-Q3.2", "scheme B (pad to the longest) wastes 50% of the compute (batch 32, mean 256, longest 512)",
+          "50%", f"token slots: {min(w.token_waste for w in scheme_b.values()):.1%} (1 - 256/512 for any such batch); "
+                 f"attention scores: {min(w.score_waste for w in scheme_b.values()):.0%} to "
+                 f"{max(w.score_waste for w in scheme_b.values()):.0%} (at most {attention_bound:.0%}); this corpus: "
+                 f"{corpus_b.token_waste:.0%} / {corpus_b.score_waste:.0%}",
+          holds=all(abs(w.token_waste - 0.5) < 0.01 for w in scheme_b.values()),
+          verdict="holds for the linear layers; attention wastes more"
+          if all(w.score_waste > 0.55 for w in scheme_b.values()) else None),
 ]
 table = claims_table(claims)
 
