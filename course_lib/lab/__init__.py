@@ -26,4 +26,8 @@ Import the instruments as submodules::
 | ``stability`` | training runs judged by an explicit divergence rule, grids over seeds, margin-based comparisons |
 | ``catalog`` | the question catalog (``notebooks/questions.json``): ids, notebooks, question lines, claim verdicts |
 | ``flops`` | per-component FLOPs of a layer (checked against ``FlopCounterMode``), crossovers, timing, n×n memory |
+| ``objectives`` | target pairings (shifted, unrelated, reversed, identity, masked LM) and the input-influence probe |
+| ``markov`` | a second-order Markov source with known next-token distributions, KL per position, off-source steps |
+| ``padding`` | padded segments, clean-text P(pad)/loss, tokens before a pad, batch padding and truncation waste |
+| ``embedding_probes`` | random near-orthogonality, nearest neighbours, group cosines, analogy ranks |
 """
