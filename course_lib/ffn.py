@@ -11,7 +11,7 @@ it is 1 for perfectly uniform routing and grows as routing collapses onto few ex
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -89,7 +89,8 @@ def load_balancing_loss(router_probs: torch.Tensor, expert_index: torch.Tensor, 
 class MoE(nn.Module):
     """Top-k mixture of ``n_experts`` feed-forward experts, optionally plus a shared expert.
 
-    ``forward(x (B, T, D)) -> (y (B, T, D), aux_loss scalar)``. The router runs in float32.
+    ``forward(x (B, T, D)) -> y (B, T, D)``; the load-balancing loss of that call is left in
+    ``self.aux_loss`` (a scalar; the model sums it over layers). The router runs in float32.
     Expert dispatch gathers each expert's tokens (data-dependent shapes: fine eagerly; this path is
     not meant for ``torch.compile(fullgraph=True)``).
     """
@@ -101,6 +102,7 @@ class MoE(nn.Module):
         self.router = nn.Linear(dim, n_experts, bias=False)
         self.experts = nn.ModuleList([FeedForward(dim, hidden, kind, dropout) for _ in range(n_experts)])
         self.shared_expert = FeedForward(dim, hidden, kind, dropout) if shared_expert else None
+        self.aux_loss: Optional[torch.Tensor] = None          # set by every forward
 
     def route(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``x (N, D)`` -> ``probs (N, E)``, ``top_weights (N, k)`` (sum to 1), ``top_index (N, k)``."""
@@ -109,7 +111,7 @@ class MoE(nn.Module):
         top_w = top_w / top_w.sum(dim=-1, keepdim=True)
         return probs, top_w, top_i
 
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, D = x.shape
         flat = x.reshape(B * T, D)
         probs, top_w, top_i = self.route(flat)
@@ -122,5 +124,16 @@ class MoE(nn.Module):
             out.index_add_(0, token, y.to(out.dtype))
         if self.shared_expert is not None:
             out = out + self.shared_expert(flat)
-        aux = load_balancing_loss(probs, top_i, self.n_experts)
-        return out.view(B, T, D), aux
+        self.aux_loss = load_balancing_loss(probs, top_i, self.n_experts)
+        return out.view(B, T, D)
+
+
+def build_ffn(config) -> Optional[nn.Module]:
+    """The feed-forward sublayer a config asks for: None (``ffn_type="none"``), a dense
+    :class:`FeedForward`, or a :class:`MoE` when ``moe_experts > 0``."""
+    if config.ffn_type == "none":
+        return None
+    if config.moe_experts:
+        return MoE(config.dim, config.ffn_dim, config.moe_experts, config.moe_top_k, config.moe_shared_expert,
+                   config.ffn_type, config.dropout)
+    return FeedForward(config.dim, config.ffn_dim, config.ffn_type, config.dropout)

@@ -2,30 +2,31 @@
 
 Default block (pre-norm, Llama/MiniMind)::
 
-    x = x + attn(norm1(x))
-    x = x + ffn(norm2(x))
+    x = x + attn(attn_norm(x))
+    x = x + ffn(ffn_norm(x))
 
 ``norm_placement="post"`` gives the original Transformer's ``x = norm(x + sublayer(x))`` (and no
 final norm: the last block's output is already normalised); ``residual=False`` drops the skips.
-Every other switch of ``ModelConfig`` is handled by the module that owns the concept
-(``positions``, ``attention``, ``ffn``, ``norm``).
+Both are visible branches of :meth:`Block.forward`. Every other switch of ``ModelConfig`` is
+handled by the module that owns the concept: ``positions.build_positions`` (learned / sinusoidal /
+RoPE / ALiBi / none), ``attention`` (the attention-function registry), ``ffn.build_ffn``, ``norm``.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 import torch
 from torch import nn
 
 from .attention import Attention, AttentionInputs, build_attention_mask
 from .config import ModelConfig
-from .ffn import MoE, FeedForward
+from .ffn import build_ffn
 from .kv_cache import KVCache
 from .losses import REDUCTIONS, masked_cross_entropy
 from .norm import build_norm
-from .positions import RotaryEmbedding, alibi_bias, alibi_slopes, sinusoidal_embedding
+from .positions import build_positions
 
 
 @dataclass
@@ -51,45 +52,43 @@ class ModelOutput:
 
 
 class Block(nn.Module):
-    """One decoder layer: attention and feed-forward sublayers with norms and residuals."""
+    """One decoder layer: attention and feed-forward sublayers with norms and residuals.
+
+    ``aux_loss``: the MoE load-balancing loss of the last forward call (None for a dense FFN).
+    """
 
     def __init__(self, config: ModelConfig, layer_idx: int):
         super().__init__()
-        self.pre_norm = config.norm_placement == "pre"
-        self.residual = config.residual
+        self.norm_placement, self.residual = config.norm_placement, config.residual
         self.attn_norm = build_norm(config, config.dim)
         self.attn = Attention(config, layer_idx)
-        self.ffn_norm = None
-        self.ffn = None
-        if config.ffn_type != "none":
-            self.ffn_norm = build_norm(config, config.dim)
-            if config.moe_experts:
-                self.ffn = MoE(config.dim, config.ffn_dim, config.moe_experts, config.moe_top_k,
-                               config.moe_shared_expert, config.ffn_type, config.dropout)
-            else:
-                self.ffn = FeedForward(config.dim, config.ffn_dim, config.ffn_type, config.dropout)
+        self.ffn_norm = build_norm(config, config.dim) if config.ffn_type != "none" else None
+        self.ffn = build_ffn(config)                                         # None for ffn_type="none"
         self.drop = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
 
-    def _sublayer(self, x: torch.Tensor, norm: nn.Module, fn) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        h = norm(x) if self.pre_norm else x
-        y = fn(h)
-        aux = None
-        if isinstance(y, tuple):                      # MoE returns (output, aux_loss)
-            y, aux = y
-        y = self.drop(y)
-        x = x + y if self.residual else y
-        if not self.pre_norm:
-            x = norm(x)
-        return x, aux
+    @property
+    def pre_norm(self) -> bool:
+        return self.norm_placement == "pre"
 
-    def forward(self, x: torch.Tensor, inputs: Optional[AttentionInputs] = None
-                ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """``x (B, T, D) -> (x (B, T, D), aux_loss or None)``."""
-        x, _ = self._sublayer(x, self.attn_norm, lambda h: self.attn(h, inputs))
-        aux = None
-        if self.ffn is not None:
-            x, aux = self._sublayer(x, self.ffn_norm, self.ffn)
-        return x, aux
+    @property
+    def aux_loss(self) -> Optional[torch.Tensor]:
+        return getattr(self.ffn, "aux_loss", None)
+
+    def forward(self, x: torch.Tensor, inputs: Optional[AttentionInputs] = None) -> torch.Tensor:
+        """``x (B, T, D) -> (B, T, D)``; ``inputs`` carries positions, mask and cache for the attention."""
+        if self.norm_placement == "post":                # Vaswani et al. 2017: normalise after the sum
+            x = self.attn_norm(x + self.drop(self.attn(x, inputs)))
+            if self.ffn is not None:
+                x = self.ffn_norm(x + self.drop(self.ffn(x)))
+        elif not self.residual:                          # no skip path: each sublayer replaces the stream
+            x = self.drop(self.attn(self.attn_norm(x), inputs))
+            if self.ffn is not None:
+                x = self.drop(self.ffn(self.ffn_norm(x)))
+        else:                                            # pre-norm (Llama, MiniMind): the diagram
+            x = x + self.drop(self.attn(self.attn_norm(x), inputs))
+            if self.ffn is not None:
+                x = x + self.drop(self.ffn(self.ffn_norm(x)))
+        return x
 
 
 class Transformer(nn.Module):
@@ -98,7 +97,8 @@ class Transformer(nn.Module):
     Parameter names follow Llama: ``embed_tokens``, ``layers.{i}.attn.{q,k,v,o}_proj``,
     ``layers.{i}.ffn.{gate,up,down}_proj``, ``layers.{i}.attn_norm``, ``layers.{i}.ffn_norm``,
     ``norm``, ``lm_head`` (its weight *is* ``embed_tokens.weight`` when embeddings are tied),
-    plus ``pos_embed`` for learned positions.
+    plus ``pos_embed``, the position scheme (``positions.build_positions``; for learned positions
+    ``pos_embed.weight`` is the table).
 
     Input checks (``check_inputs=True``, the default) read ``input_ids.min()/max()`` on the host:
     one device sync per call. They are skipped while ``torch.compile`` traces; a training loop on a
@@ -111,14 +111,7 @@ class Transformer(nn.Module):
         self.config = config
         self.check_inputs = True
         self.embed_tokens = nn.Embedding(config.vocab_size, config.dim)
-        self.pos_embed = nn.Embedding(config.max_seq_len, config.dim) if config.pos == "learned" else None
-        self.rope = None
-        if config.pos == "rope":
-            original = config.rope_original_max_seq_len or config.max_seq_len
-            self.rope = RotaryEmbedding(config.head_dim, config.rope_theta, config.rope_scaling,
-                                        config.rope_scaling_factor, original)
-        if config.pos == "alibi":
-            self.register_buffer("alibi_slopes", alibi_slopes(config.n_heads), persistent=False)
+        self.pos_embed = build_positions(config)            # learned table (.weight), sinusoidal, RoPE, ALiBi, none
         self.drop = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
         self.layers = nn.ModuleList([Block(config, i) for i in range(config.n_layers)])
         self.norm = build_norm(config, config.dim) if config.norm_placement == "pre" else nn.Identity()
@@ -179,7 +172,7 @@ class Transformer(nn.Module):
         skip = set()
         if exclude_embeddings:
             skip = {id(self.embed_tokens.weight), id(self.lm_head.weight)}
-            if self.pos_embed is not None:
+            if isinstance(self.pos_embed, nn.Embedding):                   # a learned position table
                 skip.add(id(self.pos_embed.weight))
         for p in self.parameters():
             if id(p) in seen or id(p) in skip:
@@ -268,48 +261,28 @@ class Transformer(nn.Module):
         B, T = input_ids.shape
         S = past + T
 
-        if position_ids is None and c.pos in ("rope", "learned", "sinusoidal"):
+        if position_ids is None:
             position_ids = default_position_ids(attention_mask, past, T, input_ids.device, B)
-        x = self.embed_tokens(input_ids)                                      # (B, T, D)
-        if c.pos == "learned":
-            x = x + self.pos_embed(position_ids)
-        elif c.pos == "sinusoidal":
-            # Scaled to the RMS of a freshly initialised learned table (init_std per channel), so the
-            # fixed signal neither drowns the 0.02-scale token embeddings nor differs in size from
-            # the learned alternative it is compared with. (The 2017 paper instead multiplied the
-            # token embeddings by sqrt(D).)
-            x = x + (sinusoidal_embedding(position_ids, c.dim) * (c.init_std * math.sqrt(2.0))).to(x.dtype)
-        x = self.drop(x)
-        rope = self.rope(position_ids) if self.rope is not None else None    # (cos, sin) each (B, T, d)
+        x = self.drop(self.pos_embed.embed(self.embed_tokens(input_ids), position_ids))        # (B, T, D)
 
-        # One mask for all layers. The common training call (no padding, no cache) passes none and
-        # lets SDPA use its causal kernel.
-        bias = None
-        if c.pos == "alibi":
-            slopes = self.alibi_slopes
-            if slopes.dtype != torch.float32:             # model.to(bf16) casts buffers; keep slopes exact
-                slopes = alibi_slopes(c.n_heads).to(slopes.device)
-            bias = alibi_bias(slopes, T, S, c.causal)                           # (1, H, T, S) float32
+        # One mask for all layers. The common training call (no padding, no cache, no bias) passes
+        # none and lets SDPA use its causal kernel.
+        bias = self.pos_embed.attention_bias(T, S)                             # ALiBi (1, H, T, S) or None
         is_causal = c.causal and attention_mask is None and past == 0 and bias is None
         mask = None if is_causal else build_attention_mask(attention_mask, T, S, c.causal, device=x.device)
-
-        captured = None
-        if capture:
-            captured = {"scores": [], "weights": [], "head_outputs": [], "hidden_states": [x]}
-        aux_total = None
-        inputs = AttentionInputs(rope=rope, mask=mask, causal=is_causal, bias=bias, kv_cache=kv_cache,
-                                 head_mask=head_mask, captured=captured)
+        captured = {"scores": [], "weights": [], "head_outputs": [], "hidden_states": [x]} if capture else None
+        inputs = AttentionInputs(rope=self.pos_embed.rotary(position_ids), mask=mask, causal=is_causal, bias=bias,
+                                 kv_cache=kv_cache, head_mask=head_mask, captured=captured)
         for layer in self.layers:
-            x, aux = layer(x, inputs)
-            if aux is not None:
-                aux_total = aux if aux_total is None else aux_total + aux
+            x = layer(x, inputs)
             if captured is not None:
                 captured["hidden_states"].append(x)
         if kv_cache is not None:
             kv_cache.advance(T)
 
         logits = self.lm_head(self.norm(x)).float()                           # (B, T, V)
-        aux_loss = aux_total * c.moe_aux_loss_coef if aux_total is not None else None
+        aux_losses = [layer.aux_loss for layer in self.layers if layer.aux_loss is not None]
+        aux_loss = sum(aux_losses) * c.moe_aux_loss_coef if aux_losses else None
         loss = None
         if labels is not None:
             loss = masked_cross_entropy(logits, labels, loss_reduction)

@@ -1,6 +1,16 @@
-"""Position information: RoPE (with pi / ntk / yarn scaling), sinusoidal tables, ALiBi biases.
+"""Position information: RoPE (with pi / ntk / yarn scaling), sinusoidal tables, ALiBi biases, and
+:func:`build_positions`, the one place that turns ``config.pos`` into what the model uses.
 
-Learned absolute positions are a plain ``nn.Embedding`` in ``model.py``; "none" adds nothing.
+Every scheme answers the same three questions (a module with three methods), so the model has no
+``if pos == ...`` chain:
+
+    embed(x, position_ids)      what is added to (or concatenated with) the token embeddings
+    rotary(position_ids)        ``(cos, sin)`` for rotating q and k, or None
+    attention_bias(T, S)        an additive ``(1, H, T, S)`` score bias, or None
+
+"none" answers nothing; "learned" is an ``nn.Embedding`` table; "sinusoidal" the fixed table of
+Vaswani et al. (2017); "rope" rotates q and k (Su et al. 2021); "alibi" biases the scores by
+distance (Press et al. 2022).
 
 RoPE uses the *rotate-half* layout of Hugging Face Llama: the head dimension is split into two
 halves ``x = [x1, x2]`` and pair ``i`` is ``(x1[i], x2[i])``, rotated by angle ``pos * inv_freq[i]``.
@@ -163,3 +173,89 @@ def alibi_bias(slopes: torch.Tensor, q_len: int, k_len: int, causal: bool = True
     dist = (q_idx - k_idx).to(torch.float32)
     dist = dist.clamp(min=0) if causal else dist.abs()
     return (-slopes.float()[:, None, None] * dist).unsqueeze(0)
+
+
+# ----------------------------------------------------------------------------------------- one interface
+class NoPositions(nn.Module):
+    """``pos="none"``: the model sees token identities only (a causal mask still leaks order)."""
+
+    def embed(self, x: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+        """``x (B, T, D_tok)`` token embeddings -> ``(B, T, D)`` the residual stream's input."""
+        return x
+
+    def rotary(self, position_ids: torch.Tensor) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+        return None
+
+    def attention_bias(self, q_len: int, k_len: int) -> Optional[torch.Tensor]:
+        return None
+
+
+def _add_or_concat(x: torch.Tensor, pe: torch.Tensor, concat: bool) -> torch.Tensor:
+    """Position vectors ``pe (B or 1, T, k)`` added to ``x`` or filling its last ``k`` channels."""
+    return torch.cat((x, pe.to(x.dtype).expand(x.shape[0], -1, -1)), dim=-1) if concat else x + pe.to(x.dtype)
+
+
+class LearnedPositions(NoPositions, nn.Embedding):
+    """``pos="learned"``: a trained table ``(max_seq_len, width)``; ``weight`` is the table."""
+
+    def __init__(self, config):
+        nn.Embedding.__init__(self, config.max_seq_len, config.dim)
+        self.concat = False
+
+    def embed(self, x: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+        return _add_or_concat(x, nn.Embedding.forward(self, position_ids), self.concat)
+
+
+class SinusoidalPositions(NoPositions):
+    """``pos="sinusoidal"``: :func:`sinusoidal_embedding`, scaled to the RMS of a freshly initialised
+    learned table (``init_std`` per channel), so the fixed signal neither drowns the 0.02-scale token
+    embeddings nor differs in size from the learned alternative it is compared with. (The 2017
+    paper instead multiplied the token embeddings by sqrt(D).)"""
+
+    def __init__(self, config):
+        super().__init__()
+        self.width, self.concat = config.dim, False
+        self.scale = config.init_std * math.sqrt(2.0)
+
+    def embed(self, x: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+        return _add_or_concat(x, sinusoidal_embedding(position_ids, self.width) * self.scale, self.concat)
+
+
+class RotaryPositions(NoPositions):
+    """``pos="rope"``: q and k rotated by position (the :class:`RotaryEmbedding` of the config)."""
+
+    def __init__(self, config):
+        super().__init__()
+        original = config.rope_original_max_seq_len or config.max_seq_len
+        self.rope = RotaryEmbedding(config.head_dim, config.rope_theta, config.rope_scaling,
+                                    config.rope_scaling_factor, original)
+
+    def rotary(self, position_ids: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        return self.rope(position_ids)                                 # (cos, sin) each (B, T, d)
+
+
+class AlibiPositions(NoPositions):
+    """``pos="alibi"``: a per-head linear penalty on distance added to the scores."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.n_heads, self.causal = config.n_heads, config.causal
+        self.register_buffer("slopes", alibi_slopes(config.n_heads), persistent=False)
+
+    def attention_bias(self, q_len: int, k_len: int) -> torch.Tensor:
+        slopes = self.slopes
+        if slopes.dtype != torch.float32:                 # model.to(bf16) casts buffers; keep slopes exact
+            slopes = alibi_slopes(self.n_heads).to(slopes.device)
+        return alibi_bias(slopes, q_len, k_len, self.causal)          # (1, H, T, S) float32
+
+
+POSITION_MODULES = {"none": NoPositions, "learned": LearnedPositions, "sinusoidal": SinusoidalPositions,
+                    "rope": RotaryPositions, "alibi": AlibiPositions}
+
+
+def build_positions(config) -> NoPositions:
+    """The position module for ``config.pos`` (one of ``POSITION_MODULES``)."""
+    if config.pos not in POSITION_MODULES:
+        raise ValueError(f"pos={config.pos!r} must be one of {tuple(POSITION_MODULES)}")
+    cls = POSITION_MODULES[config.pos]
+    return cls() if cls is NoPositions else cls(config)

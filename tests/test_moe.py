@@ -43,7 +43,8 @@ def test_aux_loss_uniform_is_one_and_collapse_is_E():
 def test_moe_output_equals_hand_loop():
     moe = MoE(dim=16, hidden=24, n_experts=4, top_k=2, shared_expert=True)
     x = torch.randn(2, 5, 16)
-    y, aux = moe(x)
+    y = moe(x)
+    aux = moe.aux_loss
     flat = x.reshape(10, 16)
     _, w, idx = moe.route(flat)
     expected = torch.stack([
@@ -58,7 +59,7 @@ def test_top_k_equal_to_experts_is_probability_weighted_sum():
     x = torch.randn(1, 4, 8)
     probs = torch.softmax(moe.router(x), -1)
     expected = sum(probs[..., e:e + 1] * moe.experts[e](x) for e in range(3))
-    torch.testing.assert_close(moe(x)[0], expected, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(moe(x), expected, atol=1e-6, rtol=1e-5)
 
 
 def test_model_adds_aux_loss_and_router_learns():
