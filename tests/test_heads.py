@@ -63,16 +63,19 @@ def test_scores_on_hand_built_patterns():
     ind = _pattern(T, lambda t: int(target[t]) if target[t] >= 0 else 0)
     first = _pattern(T, lambda t: 0)
     uniform = torch.tril(torch.ones(T, T)) / torch.arange(1, T + 1).unsqueeze(1)
-    w = torch.stack([prev, ind, first, uniform]).unsqueeze(0)             # (1, 4, T, T)
+    back3 = _pattern(T, lambda t: max(t - 3, 0))
+    w = torch.stack([prev, ind, first, uniform, back3]).unsqueeze(0)      # (1, 5, T, T)
     s = heads.layer_head_scores(w, ids)
     assert s["previous_token"][0] == pytest.approx(1) and s["distance"][0] == pytest.approx(1)
     assert s["induction"][1] == pytest.approx(1) and s["distance"][1] == pytest.approx(3, abs=1)
     assert s["first_token"][2] == pytest.approx(1)
     assert s["entropy"][3] == pytest.approx(1) and s["entropy"][0] == pytest.approx(0)
+    assert s["fixed_offset"][4] == pytest.approx(1) and s["best_offset"][4] == 3
     # uniform rows give key t-1 a weight 1/(t+1): the mean over rows 1..T-1
     assert s["previous_token"][3] == pytest.approx(sum(1 / (t + 1) for t in range(1, T)) / (T - 1))
     roles = heads.classify_heads({k: v.unsqueeze(0) for k, v in s.items()})
-    assert roles == [["previous_token", "induction", "first_token", "broad"]]
+    # in this sequence of period 4, offset 3 is also the induction target: induction wins the tie
+    assert roles == [["previous_token", "induction", "first_token", "broad", "induction"]]
 
 
 def test_pairwise_js_extremes():

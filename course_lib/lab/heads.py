@@ -13,6 +13,8 @@ Clark et al. 2019:
     previous_token  mean weight from query t on key t-1
     induction       mean weight from query t on the token *after* the previous occurrence of x_t
                     (only rows where x_t occurred before; Olsson et al. 2022)
+    fixed_offset    the largest mean weight on one fixed offset t-k, k >= 2 (``best_offset`` says
+                    which k): a positional head further back than previous-token
     first_token     mean weight on position 0 (a positional "sink"; Clark et al. 2019 find many
                     BERT heads parked on [CLS]/[SEP])
     entropy         mean normalised entropy of a row (1 = uniform over the visible keys)
@@ -34,7 +36,8 @@ from .synthetic import BOS
 
 Tensor = torch.Tensor
 
-ROLES = ("induction", "previous_token", "first_token", "broad", "mixed")
+ROLES = ("induction", "previous_token", "fixed_offset", "first_token", "broad", "mixed")
+_PATTERN_ROLES = 4
 
 
 # ----------------------------------------------------------------------------- data
@@ -118,8 +121,12 @@ def layer_head_scores(weights: Tensor, input_ids: Tensor) -> Dict[str, Tensor]:
     ind_valid = (target >= 0) & rows
     ind = w.gather(-1, target.clamp_min(0).view(B, 1, T, 1).expand(B, H, T, 1)).squeeze(-1)
     dist = (w * (t.view(T, 1) - t.view(1, T)).clamp_min(0).to(w.dtype)).sum(-1)
+    # offsets 2 .. T//2 (further back, too few rows see the offset for a stable mean)
+    per_offset = torch.stack([w.diagonal(offset=-k, dim1=-2, dim2=-1).mean((0, 2)) for k in range(2, max(3, T // 2 + 1))])
+    offset_score, offset_idx = per_offset.max(0)
     ent = am.attention_entropy(w, causal=True, normalized=True)
     return {"previous_token": _row_mean(prev, rows), "induction": _row_mean(ind, ind_valid),
+            "fixed_offset": offset_score, "best_offset": (offset_idx + 2).to(w.dtype),
             "first_token": _row_mean(w[..., 0], rows), "entropy": _row_mean(ent, rows),
             "distance": _row_mean(dist, rows)}
 
@@ -132,12 +139,12 @@ def head_scores(model, input_ids: Tensor) -> Dict[str, Tensor]:
 
 
 def classify_heads(scores: Dict[str, Tensor], threshold: float = 0.4, broad_entropy: float = 0.7) -> List[List[str]]:
-    """One role per head from :func:`head_scores`: the largest of the induction, previous-token and
-    first-token scores if it reaches ``threshold``; otherwise "broad" when the normalised entropy is
+    """One role per head from :func:`head_scores`: the largest of the induction, previous-token,
+    fixed-offset and first-token scores if it reaches ``threshold``; otherwise "broad" when the normalised entropy is
     at least ``broad_entropy``, else "mixed". Returns ``L`` lists of ``H`` role names."""
     if not 0 < threshold <= 1 or not 0 < broad_entropy <= 1:
         raise ValueError(f"threshold={threshold} and broad_entropy={broad_entropy} must be in (0, 1]")
-    pattern = torch.stack([torch.nan_to_num(scores[r], nan=0.0) for r in ROLES[:3]])  # (3, L, H)
+    pattern = torch.stack([torch.nan_to_num(scores[r], nan=0.0) for r in ROLES[:_PATTERN_ROLES]])  # (4, L, H)
     best, which = pattern.max(0)
     roles = []
     for li in range(best.shape[0]):
