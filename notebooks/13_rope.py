@@ -405,6 +405,13 @@ claims_table([
 ])
 
 # %% [markdown]
+# **What this can and cannot show.** The rotation identity, the frequencies and the rank test are
+# exact. The length experiment uses two small character models trained at L = 32 for 200 steps (L = 64,
+# 1500 steps, plus no-position and ALiBi models under the full budget); at the fast budget the learned
+# table is barely used, so its flat curve says little about learned positions in general. The
+# stretching methods are applied without the fine-tuning their papers use, so the shares they recover
+# here are a lower bound on what they do in practice.
+#
 # ## The essence
 
 # %%
@@ -439,10 +446,10 @@ for theta in (1e6, 1e4):
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
 # Solution.
-for pos in (0, 5, 999):
-    assert abs(ra.rope_rotate(q, pos).norm() - q.norm()) < 1e-4
-    assert abs(ra.rope_score(q, k, pos, pos) - float(q @ k)) < 1e-4
-print("norms preserved; score at offset 0 = q·k")
+norm_err = max(abs(ra.rope_rotate(q, pos).norm() - q.norm()).item() for pos in (0, 5, 999))
+offset0_err = max(abs(ra.rope_score(q, k, pos, pos) - float(q @ k)) for pos in (0, 5, 999))
+print(f"largest change of |q| under rotation {norm_err:.1e}; largest |score(m, m) - q·k| {offset0_err:.1e}")
+assert norm_err < 1e-4 and offset0_err < 1e-4, "rotations keep lengths, and at offset 0 the score is plain q·k"
 
 # %% [markdown]
 # **3.** NTK-aware scaling by a factor s raises the base so that the slowest frequency is divided by s and
