@@ -384,6 +384,14 @@ claims = [
 table = claims_table(claims)
 
 # %% [markdown]
+# **What this can and cannot show.** Under the fast budget the byte-level model is tiny and trains
+# for a few hundred steps: enough to separate the three pairings by a wide margin and to show the
+# bidirectional leak, too little for readable continuations (the full budget trains a larger model ten
+# times longer). Exposure bias is measured on a synthetic source, the only place where the true
+# next-token distribution after the model's own prefix is known; how large it is on real text, and in
+# large models, this notebook cannot say. When the model rarely leaves the source (a better-trained
+# model may), the after-a-mistake comparison is skipped rather than averaged over too few positions.
+#
 # ## The essence
 #
 # Shift the sequence by one and every position becomes an example of "prefix -> next token": the text
