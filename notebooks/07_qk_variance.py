@@ -320,6 +320,13 @@ claims_table([
 ])
 
 # %% [markdown]
+# **What this can and cannot show.** The Monte Carlo results are exact up to the sampling error the
+# asserts allow. The model measurements use small character models trained for 100 steps (1500 under
+# the full budget): enough to show that training moves the score variance far from the textbook
+# premise, not where it settles in a large model. Nothing here trains models of several widths with
+# μP, so the notebook shows why 1/sqrt(d_k) keeps the spread fixed at initialisation, and cites, but
+# does not reproduce, μP's learning-rate transfer.
+#
 # ## The essence
 
 # %%
