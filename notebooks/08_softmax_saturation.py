@@ -372,6 +372,13 @@ claims += [
 claims_table(claims)
 
 # %% [markdown]
+# **What this can and cannot show.** The saturation table, the Jacobians and the float16 overflow are
+# exact computations. The training comparison uses 2-layer models for 120 steps and two seeds under the
+# fast budget (1500 steps, three seeds and d_k = 256 under the full budget), all with one learning
+# rate; a scaling whose best learning rate differs (as μP's 1/d_k is meant to be used) is judged here
+# at someone else's learning rate. So the ranking is a statement about this budget and this learning
+# rate, decided against the seed spread, not a law.
+#
 # ## The essence
 
 # %%
