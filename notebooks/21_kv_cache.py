@@ -550,6 +550,12 @@ claims_table([
 ])
 
 # %% [markdown]
+# **What this can and cannot show.** Cached and uncached decoding agree exactly, and the cache's bytes
+# are counted on real tensors. Every timing is a ratio on this CPU, with one thread under the fast
+# budget; a GPU's absolute numbers and its utilisation are not measured (the timed models stay on the
+# CPU even where a GPU exists). The quality cost of sharing KV heads is measured on toy models trained
+# for seconds, which says how fast they learn, not what large uptrained models lose.
+#
 # ## The essence
 
 # %%
