@@ -68,6 +68,9 @@ class ModelConfig:
             (argmax, no gradient), "straight_through", "gumbel" / "gumbel_hard" (temperature
             ``attn_tau``), "uniform".
         identical_head_init: start all heads of a layer from the same weights (symmetry experiments).
+        pos_concat_dim: 0 (default) adds learned/sinusoidal positions to the token embedding; k > 0
+            concatenates them instead, at the same residual width: the token embedding gets
+            ``dim - k`` channels and the position vector the last ``k`` (needs untied embeddings).
         zero_init_out: start the projections that write into the residual stream (``o_proj``,
             ``down_proj``) at exactly zero, so every pre-norm block is the identity at init.
     """
@@ -110,6 +113,7 @@ class ModelConfig:
     attn_normalizer: str = "softmax"
     attn_tau: float = 1.0
     identical_head_init: bool = False
+    pos_concat_dim: int = 0
     zero_init_out: bool = False
 
     # ------------------------------------------------------------------ validation
@@ -203,6 +207,17 @@ class ModelConfig:
             need(1 <= self.moe_top_k <= self.moe_experts,
                  f"moe_top_k={self.moe_top_k} must be in [1, moe_experts={self.moe_experts}]")
         need(self.max_seq_len >= 1, f"max_seq_len={self.max_seq_len} must be >= 1")
+        if self.pos_concat_dim:
+            need(isinstance(self.pos_concat_dim, int) and 0 < self.pos_concat_dim < self.dim,
+                 f"pos_concat_dim={self.pos_concat_dim!r} must be an int in [0, dim={self.dim}) (0 = add positions)")
+            need(self.pos in ("learned", "sinusoidal"),
+                 f"pos_concat_dim={self.pos_concat_dim} needs pos 'learned' or 'sinusoidal' (got pos={self.pos!r}); "
+                 "RoPE and ALiBi act inside attention and have no vector to concatenate")
+            need(not self.tie_embeddings,
+                 f"pos_concat_dim={self.pos_concat_dim} needs tie_embeddings=False: the token table has "
+                 f"dim - pos_concat_dim = {self.dim - self.pos_concat_dim} channels and cannot be the output head")
+            need(self.pos != "sinusoidal" or self.pos_concat_dim % 2 == 0,
+                 f"pos_concat_dim={self.pos_concat_dim} must be even for sinusoidal positions (sin/cos pairs)")
         need(not self.zero_init_out or (self.residual and self.use_wo),
              "zero_init_out=True needs residual=True and use_wo=True: without the skip path (or without "
              "o_proj to zero) the blocks would output zeros (or not start as the identity); "

@@ -21,6 +21,7 @@ Import the instruments as submodules::
 | ``heads`` | what single heads do: role scores, symmetry, permutation, the W_V·W_O fold, ablation |
 | ``rope_analysis`` | RoPE frequency and relative-position analysis |
 | ``synthetic`` | seeded task generators with ground-truth answers |
+| ``position_probes`` | permutation checks, a linear position probe, the sinusoidal shift identity, subspace angles |
 | ``decode_cost`` | KV-cache bytes, prefill vs decode timing, batch sweeps, per-position loss |
 | ``propagation`` | signal through depth: per-block gradient norms, residual-stream RMS, block Jacobians and their spectra |
 | ``stability`` | training runs judged by an explicit divergence rule, grids over seeds, margin-based comparisons |
