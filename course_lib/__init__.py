@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 # public name -> module that defines it
 _EXPORTS = {
@@ -21,7 +21,7 @@ _EXPORTS = {
     "Transformer": "model", "ModelOutput": "model",
     "KVCache": "kv_cache",
     "masked_cross_entropy": "losses",
-    "generate": "sample", "stream_generate": "sample", "beam_search": "sample",
+    "generate": "sample", "stream_generate": "sample", "beam_search": "beam",
     "sampling_distribution": "sample",
     "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint",
     "load_checkpoint_metadata": "checkpoint",
@@ -30,9 +30,9 @@ _EXPORTS = {
     "CharTokenizer": "tokenizer", "ByteTokenizer": "tokenizer",
     "load_corpus": "corpus", "CORPORA": "corpus", "DEFAULT_CORPUS": "corpus",
     "PretrainDataset": "data", "PackedDataset": "data", "SFTDataset": "data",
-    "TrainConfig": "train", "Trainer": "train", "TrainHistory": "train",
+    "TrainConfig": "train", "Trainer": "train", "TrainHistory": "progress",
     "lr_at": "schedule",
-    "load_pretrained": "pretrained",
+    "load_pretrained": "checkpoint",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -52,7 +52,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for editors and type checkers
-    from .checkpoint import load_checkpoint, load_checkpoint_metadata, save_checkpoint
+    from .beam import beam_search
+    from .checkpoint import load_checkpoint, load_checkpoint_metadata, load_pretrained, save_checkpoint
     from .config import PRESETS, ModelConfig
     from .corpus import CORPORA, DEFAULT_CORPUS, load_corpus
     from .data import PackedDataset, PretrainDataset, SFTDataset
@@ -61,8 +62,8 @@ if TYPE_CHECKING:  # for editors and type checkers
     from .kv_cache import KVCache
     from .losses import masked_cross_entropy
     from .model import ModelOutput, Transformer
-    from .pretrained import load_pretrained
-    from .sample import beam_search, generate, sampling_distribution, stream_generate
+    from .sample import generate, sampling_distribution, stream_generate
     from .schedule import lr_at
     from .tokenizer import BPETokenizer, ByteTokenizer, CharTokenizer, load_tokenizer, train_tokenizer
-    from .train import TrainConfig, Trainer, TrainHistory
+    from .progress import TrainHistory
+    from .train import TrainConfig, Trainer

@@ -16,6 +16,13 @@ that looks like a checkpoint but holds half the tensors, and must never destroy 
 checkpoint. :func:`atomic_write_dir` writes everything into a temporary sibling folder and only
 then renames it into place (see its docstring for exactly what survives a crash at each point).
 
+A training run keeps its checkpoints as ``<out_dir>/step_<N>/`` folders, which also hold
+``train_state.json`` and ``train_state.safetensors`` (see ``train_state.py``);
+:func:`list_checkpoints`, :func:`latest_checkpoint` and :func:`resolve_checkpoint` find them.
+
+The course's own pretrained model is a checkpoint shipped in ``course_lib/assets/pretrained/``:
+:func:`load_pretrained` returns it with its tokenizer.
+
 Generic helpers reused by the trainer for ``step_<N>/`` folders:
     :func:`atomic_write_dir`   context manager: build a folder in a temp sibling, rename into place.
     :func:`atomic_write_json`  write one JSON file atomically (temp file + ``os.replace``).
@@ -27,10 +34,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -43,6 +51,9 @@ MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 METADATA_FILE = "metadata.json"
 FORMAT_VERSION = 1
+TRAIN_STATE_JSON = "train_state.json"                 # step, stream position, train config, history
+TRAIN_STATE_TENSORS = "train_state.safetensors"       # optimizer tensors, RNG states
+STEP_DIR = re.compile(r"^step_(\d+)$")                 # a run's checkpoint folders: step_<N>
 # Key in the safetensors header that records which names are aliases of a stored tensor.
 _TIED_KEY = "course_lib.tied"
 
@@ -158,7 +169,7 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"value {obj!r} of type {type(obj).__name__} is not JSON-serialisable")
 
 
-def _dumps(obj: Any, what: str) -> str:
+def json_text(obj: Any, what: str) -> str:
     try:
         return json.dumps(obj, indent=2, sort_keys=True, default=_json_default, allow_nan=True)
     except (TypeError, ValueError) as err:
@@ -173,7 +184,7 @@ def atomic_write_json(path: PathLike, obj: Any) -> None:
     ``ValueError`` naming the path.
     """
     path = Path(path)
-    text = _dumps(obj, f"the data for {str(path)!r}")
+    text = json_text(obj, f"the data for {str(path)!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
@@ -362,7 +373,7 @@ def save_checkpoint(model: nn.Module, path: PathLike, overwrite: bool = True, **
     ``course_lib_version`` and ``format_version``; values must be JSON-serialisable (paths, one-element
     tensors and numpy scalars are converted). Tied weights are stored once and re-tied on load.
     """
-    from . import __version__
+    from ._version import __version__
 
     _config_of(model)  # fail before touching the disk if this is not a course_lib model
     meta = {"format_version": FORMAT_VERSION, "course_lib_version": __version__,
@@ -371,7 +382,7 @@ def save_checkpoint(model: nn.Module, path: PathLike, overwrite: bool = True, **
     if clash:
         raise ValueError(f"metadata keys {clash} are reserved by save_checkpoint; rename them")
     meta.update(metadata)
-    meta_text = _dumps(meta, "save_checkpoint metadata")
+    meta_text = json_text(meta, "save_checkpoint metadata")
     with atomic_write_dir(path, overwrite=overwrite) as tmp:
         write_model_files(model, tmp)
         (tmp / METADATA_FILE).write_text(meta_text + "\n", encoding="utf-8")
@@ -436,6 +447,98 @@ def load_state_into(model: nn.Module, path: PathLike) -> nn.Module:
     return model
 
 
-__all__ = ["save_checkpoint", "load_checkpoint", "load_checkpoint_metadata", "load_state_into",
+# ============================================================================ a run's step_<N> folders
+def list_checkpoints(out_dir: PathLike) -> List[Path]:
+    """The complete ``step_<N>`` folders under ``out_dir``, oldest first."""
+    out = Path(out_dir)
+    if not out.is_dir():
+        return []
+    found = []
+    for p in out.iterdir():
+        m = STEP_DIR.match(p.name)
+        if m and p.is_dir() and (p / MODEL_FILE).is_file():
+            found.append((int(m.group(1)), p))
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(out_dir: PathLike) -> Optional[Path]:
+    """The newest ``step_<N>`` folder under ``out_dir`` (None when there is none)."""
+    found = list_checkpoints(out_dir)
+    return found[-1] if found else None
+
+
+def resolve_checkpoint(path: PathLike, need_train_state: bool = False) -> Path:
+    """A checkpoint folder from a step folder or a run folder (then its newest ``step_<N>``).
+
+    Raises ``FileNotFoundError`` naming the path when there is no checkpoint there.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"checkpoint {str(p)!r} does not exist")
+    if p.is_dir() and not (p / MODEL_FILE).is_file():
+        newest = latest_checkpoint(p)
+        if newest is None:
+            raise FileNotFoundError(f"no checkpoint in {str(p)!r}: expected {MODEL_FILE} or step_<N>/ folders")
+        p = newest
+    if not p.is_dir():
+        raise FileNotFoundError(f"checkpoint {str(p)!r} is not a folder")
+    if need_train_state and not (p / TRAIN_STATE_JSON).is_file():
+        raise FileNotFoundError(f"{str(p)!r} holds model weights but no {TRAIN_STATE_JSON}: it cannot be resumed "
+                                "(it is a plain model checkpoint; load it with load_checkpoint instead)")
+    return p
+
+
+# ============================================================================ the shipped pretrained model
+# The small pretrained model shipped with the course: the ``tiny`` preset (about 1.6 M parameters)
+# trained on the default corpus (People's Daily) with a 6400-token byte-level BPE tokenizer, a
+# checkpoint folder (plus tokenizer.json) in ``course_lib/assets/pretrained/<name>/``, with
+# ``metadata.json`` saying how it was built. Notebooks that need a model which has learned
+# something load it instead of retraining; ``python scripts/build_pretrained.py``
+# (``make pretrained``) rebuilds it deterministically in about ten minutes on a 2-core CPU.
+PRETRAINED_DIR = Path(__file__).resolve().parent / "assets" / "pretrained"
+DEFAULT_PRETRAINED = "tiny_peoples_daily"
+_FILES = ("model.safetensors", "config.json", "tokenizer.json", "metadata.json")
+
+
+def available_pretrained() -> List[str]:
+    """Names of the complete pretrained checkpoints shipped in this installation."""
+    if not PRETRAINED_DIR.is_dir():
+        return []
+    return sorted(p.name for p in PRETRAINED_DIR.iterdir() if all((p / f).is_file() for f in _FILES))
+
+
+def pretrained_path(name: str = DEFAULT_PRETRAINED) -> Path:
+    """The folder of the shipped checkpoint ``name``; ``FileNotFoundError`` with the rebuild command."""
+    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+        raise ValueError(f"name={name!r} must be the name of a shipped checkpoint, e.g. {DEFAULT_PRETRAINED!r}")
+    folder = PRETRAINED_DIR / name
+    missing = [f for f in _FILES if not (folder / f).is_file()]
+    if missing:
+        have = available_pretrained()
+        others = f" Shipped checkpoints here: {', '.join(have)}." if have else ""
+        raise FileNotFoundError(
+            f"pretrained checkpoint {name!r} is missing in {folder} (no {', '.join(missing)}).{others} "
+            "Build it with `make pretrained` (or `python scripts/build_pretrained.py`), about ten minutes on a CPU.")
+    return folder
+
+
+def pretrained_metadata(name: str = DEFAULT_PRETRAINED) -> dict:
+    """How the shipped checkpoint was built (steps, tokens, corpus, final train/val loss, command)."""
+    return json.loads((pretrained_path(name) / "metadata.json").read_text(encoding="utf-8"))
+
+
+def load_pretrained(name: str = DEFAULT_PRETRAINED, device: Union[str, torch.device] = "cpu"
+                    ) -> Tuple[torch.nn.Module, object]:
+    """``(model, tokenizer)`` of the shipped checkpoint; the model is in eval mode on ``device``."""
+    from .tokenizer import load_tokenizer
+
+    folder = pretrained_path(name)
+    model = load_checkpoint(folder, device=device)
+    tokenizer = load_tokenizer(folder)
+    return model, tokenizer
+
+
+__all__ = ["load_pretrained", "pretrained_path", "pretrained_metadata", "available_pretrained", "PRETRAINED_DIR",
+           "DEFAULT_PRETRAINED", "list_checkpoints", "latest_checkpoint", "resolve_checkpoint", "save_checkpoint", "load_checkpoint", "load_checkpoint_metadata", "load_state_into",
            "atomic_write_dir", "atomic_write_json", "read_json", "write_model_files",
            "read_model_tensors", "read_config", "tied_aliases", "model_tensors"]

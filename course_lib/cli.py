@@ -70,7 +70,7 @@ def _read_documents(args) -> tuple:
 
 def _shipped_tokenizer(vocab_size: int):
     """The shipped pretrained model's tokenizer (trained on the default corpus) if its size fits."""
-    from .pretrained import pretrained_path
+    from .checkpoint import pretrained_path
     from .tokenizer import load_tokenizer
 
     try:
@@ -120,7 +120,7 @@ def _save_run_tokenizer(tok, folder: Path) -> None:
 
 def _check_out_dir(out: Path, resume: Optional[str]) -> None:
     """Refuse to start a fresh run on top of an old one: its checkpoints would be overwritten."""
-    from .train import latest_checkpoint
+    from .checkpoint import latest_checkpoint
 
     newest = latest_checkpoint(out)
     if newest is not None and resume is None:
@@ -152,7 +152,7 @@ def _resume_target(args, out: Path) -> Optional[str]:
     if args.resume is None:
         return None
     if args.resume == "latest":
-        from .train import latest_checkpoint
+        from .checkpoint import latest_checkpoint
         if latest_checkpoint(out) is None:
             raise FileNotFoundError(f"--resume: no step_<N> checkpoint under --out {out}")
         return "latest"
@@ -194,7 +194,7 @@ def _run_training(args, kind: str) -> int:
 
     base = None
     if kind == "sft" and args.init:
-        from .train import resolve_checkpoint
+        from .checkpoint import resolve_checkpoint
         base = resolve_checkpoint(args.init)
 
     if kind == "pretrain":
@@ -295,7 +295,7 @@ def cmd_generate(args) -> int:
     from .device import pick_device
     from .sample import generate
     from .tokenizer import load_tokenizer
-    from .train import resolve_checkpoint
+    from .checkpoint import resolve_checkpoint
 
     folder = resolve_checkpoint(args.ckpt)
     if not (folder / "tokenizer.json").is_file():

@@ -28,12 +28,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .losses import IGNORE_INDEX          # the label that carries no loss (defined with the loss)
+
 __all__ = [
     "IGNORE_INDEX", "PAD_ID", "shift_for_next_token", "collate", "PretrainDataset",
-    "PackedDataset", "SFTDataset", "PAD_VALUES", "packed_splits",
+    "PackedDataset", "SFTDataset", "PAD_VALUES", "packed_splits", "SampleStream", "collate_for",
 ]
 
-IGNORE_INDEX = -100
 PAD_ID = 0
 
 # What ``collate`` pads each key with (input_ids use the ``pad_id`` argument).
@@ -119,6 +120,44 @@ def collate(items: Sequence[dict[str, torch.Tensor]], pad_id: int = PAD_ID,
                 out[row, width - n:] = item[k]
         batch[k] = out
     return batch
+
+
+def collate_for(dataset):
+    """``collate`` with the dataset's own ``pad_id`` (0 when it has none): a trainer's default."""
+    pad_id = getattr(dataset, "pad_id", PAD_ID)
+    return lambda items: collate(items, pad_id=pad_id)
+
+
+class SampleStream:
+    """The order in which samples are read: seeded permutations of the dataset, one per epoch,
+    concatenated into one endless stream. ``index(g)`` is the dataset index of stream position ``g``.
+
+    Position, not an iterator state, is what a checkpoint records, so resuming (even with another
+    batch layout) continues the stream at exactly the right sample.
+    """
+
+    def __init__(self, size: int, seed: int, shuffle: bool = True):
+        if size < 1:
+            raise ValueError("train_data is empty: nothing to train on")
+        self.size, self.seed, self.shuffle = size, seed, shuffle
+        self._epoch, self._perm = -1, None
+
+    def permutation(self, epoch: int) -> list[int]:
+        if epoch != self._epoch:
+            if self.shuffle:
+                g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+                self._perm = torch.randperm(self.size, generator=g).tolist()
+            else:
+                self._perm = list(range(self.size))
+            self._epoch = epoch
+        return self._perm
+
+    def index(self, g: int) -> int:
+        epoch, pos = divmod(g, self.size)
+        return self.permutation(epoch)[pos]
+
+    def indices(self, start: int, count: int) -> list[int]:
+        return [self.index(g) for g in range(start, start + count)]
 
 
 def _pad_item(item: dict[str, torch.Tensor], length: int, pad_id: int) -> dict[str, torch.Tensor]:

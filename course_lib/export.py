@@ -30,7 +30,7 @@ from typing import Any, Dict, List, Optional, Union
 import torch
 from torch import nn
 
-from .checkpoint import _dumps, atomic_write_dir
+from .checkpoint import atomic_write_dir, json_text
 from .config import ModelConfig
 
 PathLike = Union[str, os.PathLike]
@@ -174,8 +174,8 @@ def export_hf_llama(model: nn.Module, out_dir: PathLike, tokenizer: Any = None,
     generation = {"bos_token_id": bos, "eos_token_id": eos, "pad_token_id": pad, "do_sample": False}
     with atomic_write_dir(out_dir, overwrite=overwrite) as tmp:
         save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        (tmp / "config.json").write_text(_dumps(hf_config, "the exported config") + "\n", encoding="utf-8")
-        (tmp / "generation_config.json").write_text(_dumps(generation, "the generation config") + "\n",
+        (tmp / "config.json").write_text(json_text(hf_config, "the exported config") + "\n", encoding="utf-8")
+        (tmp / "generation_config.json").write_text(json_text(generation, "the generation config") + "\n",
                                                     encoding="utf-8")
         if tokenizer is not None:
             tokenizer.save(tmp)

@@ -110,7 +110,8 @@ class Transformer(nn.Module):
         config.validate()
         self.config = config
         self.check_inputs = True
-        self.embed_tokens = nn.Embedding(config.vocab_size, config.dim)
+        # With pos_concat_dim = k > 0 the position vector fills the last k channels instead of being added.
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.dim - config.pos_concat_dim)
         self.pos_embed = build_positions(config)            # learned table (.weight), sinusoidal, RoPE, ALiBi, none
         self.drop = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
         self.layers = nn.ModuleList([Block(config, i) for i in range(config.n_layers)])

@@ -199,8 +199,8 @@ class LearnedPositions(NoPositions, nn.Embedding):
     """``pos="learned"``: a trained table ``(max_seq_len, width)``; ``weight`` is the table."""
 
     def __init__(self, config):
-        nn.Embedding.__init__(self, config.max_seq_len, config.dim)
-        self.concat = False
+        nn.Embedding.__init__(self, config.max_seq_len, config.pos_concat_dim or config.dim)
+        self.concat = bool(config.pos_concat_dim)
 
     def embed(self, x: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
         return _add_or_concat(x, nn.Embedding.forward(self, position_ids), self.concat)
@@ -214,7 +214,7 @@ class SinusoidalPositions(NoPositions):
 
     def __init__(self, config):
         super().__init__()
-        self.width, self.concat = config.dim, False
+        self.width, self.concat = config.pos_concat_dim or config.dim, bool(config.pos_concat_dim)
         self.scale = config.init_std * math.sqrt(2.0)
 
     def embed(self, x: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:

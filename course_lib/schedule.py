@@ -27,16 +27,17 @@ notebooks' "does the order of large and small steps matter?" ablation.
 """
 from __future__ import annotations
 
+import functools
 import math
-from typing import List
+from typing import Callable, List
 
 SCHEDULES = ("constant", "linear", "exp", "cosine", "wsd", "reversed")
 WSD_DECAYS = ("linear", "cosine", "sqrt")
 
 
-def _check(schedule: str, lr: float, min_lr: float, warmup_steps: int, max_steps: int,
-           decay_fraction: float, wsd_decay: str) -> None:
-    """Raise ``ValueError`` naming the argument, its value and what is allowed."""
+def check_schedule(schedule: str, lr: float, min_lr: float, warmup_steps: int, max_steps: int,
+                   decay_fraction: float, wsd_decay: str) -> None:
+    """Raise ``ValueError`` naming the argument, its value and what is allowed (done once per schedule)."""
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule={schedule!r} must be one of {SCHEDULES}")
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
@@ -94,17 +95,30 @@ def lr_at(step: int, *, schedule: str = "cosine", lr: float, min_lr: float = 0.0
     if unknown:
         raise ValueError(f"unknown schedule arguments {sorted(unknown)}; known: schedule, lr, min_lr, "
                          "warmup_steps, max_steps, decay_fraction, wsd_decay")
-    _check(schedule, lr, min_lr, warmup_steps, max_steps, decay_fraction, wsd_decay)
+    return schedule_fn(schedule=schedule, lr=lr, min_lr=min_lr, warmup_steps=warmup_steps, max_steps=max_steps,
+                       decay_fraction=decay_fraction, wsd_decay=wsd_decay)(step)
+
+
+def schedule_fn(*, schedule: str = "cosine", lr: float, min_lr: float = 0.0, warmup_steps: int = 0,
+                max_steps: int, decay_fraction: float = 0.2, wsd_decay: str = "linear") -> Callable[[int], float]:
+    """``step -> learning rate`` for one schedule (arguments as in :func:`lr_at`), validated once here
+    rather than at every step: what a training loop calls."""
+    check_schedule(schedule, lr, min_lr, warmup_steps, max_steps, decay_fraction, wsd_decay)
+    return functools.partial(_lr, schedule=schedule, lr=float(lr), min_lr=float(min_lr), warmup_steps=warmup_steps,
+                             max_steps=max_steps, decay_fraction=decay_fraction, wsd_decay=wsd_decay)
+
+
+def _lr(step: int, *, schedule: str, lr: float, min_lr: float, warmup_steps: int, max_steps: int,
+        decay_fraction: float, wsd_decay: str) -> float:
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         raise ValueError(f"step={step!r} must be an integer >= 0")
     anchor = max(warmup_steps - 1, 0)          # the step where the schedule proper starts (t = 0)
     span = max_steps - 1 - anchor
     t = 1.0 if span <= 0 else min(max((step - anchor) / span, 0.0), 1.0)
-    value = _shape(t, schedule, float(lr), float(min_lr), decay_fraction, wsd_decay)
+    value = _shape(t, schedule, lr, min_lr, decay_fraction, wsd_decay)
     if step < warmup_steps:
         # ramp from value/warmup_steps up to the schedule's value at t = 0 (the peak, except for "reversed")
-        start = _shape(0.0, schedule, float(lr), float(min_lr), decay_fraction, wsd_decay)
-        return start * (step + 1) / warmup_steps
+        return _shape(0.0, schedule, lr, min_lr, decay_fraction, wsd_decay) * (step + 1) / warmup_steps
     return value
 
 
@@ -113,4 +127,4 @@ def lr_curve(max_steps: int, **kwargs) -> List[float]:
     return [lr_at(k, max_steps=max_steps, **kwargs) for k in range(max_steps)]
 
 
-__all__ = ["SCHEDULES", "WSD_DECAYS", "lr_at", "lr_curve"]
+__all__ = ["SCHEDULES", "WSD_DECAYS", "lr_at", "lr_curve", "schedule_fn", "check_schedule"]

@@ -41,14 +41,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import re
 import shutil
-import signal
-import sys
-import threading
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -56,18 +52,19 @@ import torch
 from torch import nn
 
 from . import distributed as D
+from .checkpoint import latest_checkpoint, list_checkpoints
 from .config import dataclass_from_dict
 from .device import autocast, pick_device, pick_dtype
-from .schedule import SCHEDULES, WSD_DECAYS, lr_at
+from .data import SampleStream, collate_for
+from .losses import IGNORE_INDEX
+from .progress import Display, GracefulInterrupt, TrainHistory
+from .schedule import schedule_fn
+from .train_state import load_optimizer, load_rng, read_train_checkpoint, rng_tensors, write_train_checkpoint
 
 OPTIMIZERS = ("adamw", "sgd")
 DTYPES = ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16")
 LOSS_REDUCTIONS = ("token_mean", "seq_mean")
 ACCUM_NORMALIZE = ("global_tokens", "per_micro", "none")
-IGNORE_INDEX = -100
-TRAIN_STATE_JSON = "train_state.json"
-TRAIN_STATE_TENSORS = "train_state.safetensors"
-STEP_DIR = re.compile(r"^step_(\d+)$")
 
 
 class TrainingDiverged(RuntimeError):
@@ -107,8 +104,7 @@ class TrainConfig:
     Checkpoints: every ``save_every`` steps (0: only at the end) under ``out_dir`` (None: never);
     ``keep_last_checkpoints`` (None: keep all).
     Display: ``log_every`` (a log line every N steps; 0: none), ``progress`` (True/False/"auto": a
-    tqdm bar in notebooks and terminals, plain lines when output is piped), ``live_plot`` (a loss plot
-    that redraws in a notebook every ``plot_every`` steps), ``track_layer_grad_norms``.
+    tqdm bar in notebooks and terminals, plain lines when output is piped), ``track_layer_grad_norms``.
     Other: ``seed`` (sample order and dropout), ``shuffle``, ``device`` ("auto" or a torch device).
     """
 
@@ -142,8 +138,6 @@ class TrainConfig:
     device: str = "auto"
     log_every: int = 10
     progress: Union[bool, str] = "auto"
-    live_plot: Union[bool, str] = False
-    plot_every: int = 25
     track_layer_grad_norms: bool = False
 
     def __post_init__(self) -> None:
@@ -167,7 +161,7 @@ class TrainConfig:
         def is_num(v) -> bool:
             return isinstance(v, (int, float)) and not isinstance(v, bool)
 
-        for name in ("batch_size", "grad_accum_steps", "max_steps", "eval_batches", "plot_every"):
+        for name in ("batch_size", "grad_accum_steps", "max_steps", "eval_batches"):
             v = getattr(self, name)
             need(is_int(v) and v >= 1, f"{name}={v!r} must be an integer >= 1")
         for name in ("eval_every", "save_every", "log_every", "warmup_steps"):
@@ -176,13 +170,8 @@ class TrainConfig:
         need(is_num(self.lr) and math.isfinite(self.lr) and self.lr > 0, f"lr={self.lr!r} must be a finite number > 0")
         need(self.min_lr is None or (is_num(self.min_lr) and 0 <= self.min_lr <= self.lr),
              f"min_lr={self.min_lr!r} must be None (lr / 10) or in [0, lr={self.lr}]")
-        need(self.warmup_steps <= self.max_steps,
-             f"warmup_steps={self.warmup_steps} must be <= max_steps={self.max_steps}")
-        need(self.schedule in SCHEDULES, f"schedule={self.schedule!r} must be one of {SCHEDULES}")
-        need(self.schedule != "exp" or self.resolved_min_lr > 0, "schedule='exp' needs min_lr > 0")
-        need(is_num(self.decay_fraction) and 0 <= self.decay_fraction <= 1,
-             f"decay_fraction={self.decay_fraction!r} must be in [0, 1]")
-        need(self.wsd_decay in WSD_DECAYS, f"wsd_decay={self.wsd_decay!r} must be one of {WSD_DECAYS}")
+        need(is_num(self.decay_fraction), f"decay_fraction={self.decay_fraction!r} must be a number in [0, 1]")
+        self.schedule_fn()                                   # the schedule's own checks, once
         need(self.optimizer in OPTIMIZERS, f"optimizer={self.optimizer!r} must be one of {OPTIMIZERS}")
         need(is_num(self.weight_decay) and self.weight_decay >= 0, f"weight_decay={self.weight_decay!r} must be >= 0")
         need(isinstance(self.betas, tuple) and len(self.betas) == 2 and all(is_num(b) and 0 <= b < 1 for b in self.betas),
@@ -198,7 +187,6 @@ class TrainConfig:
              f"keep_last_checkpoints={self.keep_last_checkpoints!r} must be None (keep all) or an integer >= 1")
         need(is_int(self.seed), f"seed={self.seed!r} must be an integer")
         need(self.progress in (True, False, "auto"), f"progress={self.progress!r} must be True, False or 'auto'")
-        need(self.live_plot in (True, False, "auto"), f"live_plot={self.live_plot!r} must be True, False or 'auto'")
         need(isinstance(self.device, str), f"device={self.device!r} must be 'auto' or a device name such as 'cpu', 'cuda'")
 
     @property
@@ -209,11 +197,15 @@ class TrainConfig:
     def clip_enabled(self) -> bool:
         return self.grad_clip is not None and math.isfinite(self.grad_clip)
 
+    def schedule_fn(self) -> Callable[[int], float]:
+        """``step -> learning rate`` of this config (``course_lib.schedule``), validated once."""
+        return schedule_fn(schedule=self.schedule, lr=self.lr, min_lr=self.resolved_min_lr,
+                           warmup_steps=self.warmup_steps, max_steps=self.max_steps,
+                           decay_fraction=self.decay_fraction, wsd_decay=self.wsd_decay)
+
     def lr_at(self, step: int) -> float:
         """The learning rate of update ``step`` (0-based) under this config."""
-        return lr_at(step, schedule=self.schedule, lr=self.lr, min_lr=self.resolved_min_lr,
-                     warmup_steps=self.warmup_steps, max_steps=self.max_steps,
-                     decay_fraction=self.decay_fraction, wsd_decay=self.wsd_decay)
+        return self.schedule_fn()(step)
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -228,106 +220,6 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
         return dataclass_from_dict(cls, data)
-
-
-# ============================================================================ history
-@dataclass
-class TrainHistory:
-    """What happened, one entry per optimizer step (``step`` counts completed updates, from 1).
-
-    ``loss``: the training loss of the step's window (token mean, or sequence mean with
-    ``loss_reduction="seq_mean"``); ``lr``: the learning rate the update used; ``grad_norm``: the
-    global gradient norm before clipping; ``clipped``: whether clipping scaled the gradient;
-    ``tokens``: target tokens seen so far (all processes); ``time``: seconds since the run started.
-    ``eval_step``/``eval_loss``: the evaluations (token-mean loss). ``layer_grad_norms``: per-step
-    dicts ``{"layers.0": norm, ...}`` when ``track_layer_grad_norms`` is on.
-    """
-
-    step: List[int] = field(default_factory=list)
-    loss: List[float] = field(default_factory=list)
-    lr: List[float] = field(default_factory=list)
-    grad_norm: List[float] = field(default_factory=list)
-    clipped: List[bool] = field(default_factory=list)
-    tokens: List[int] = field(default_factory=list)
-    time: List[float] = field(default_factory=list)
-    eval_step: List[int] = field(default_factory=list)
-    eval_loss: List[float] = field(default_factory=list)
-    layer_grad_norms: List[Dict[str, float]] = field(default_factory=list)
-    interrupted: bool = False
-    checkpoint: Optional[str] = None
-
-    def __len__(self) -> int:
-        return len(self.step)
-
-    @property
-    def clip_rate(self) -> float:
-        """Fraction of steps whose gradient was clipped (0 when nothing ran)."""
-        return sum(self.clipped) / len(self.clipped) if self.clipped else 0.0
-
-    @property
-    def final_loss(self) -> Optional[float]:
-        return self.loss[-1] if self.loss else None
-
-    @property
-    def final_eval_loss(self) -> Optional[float]:
-        return self.eval_loss[-1] if self.eval_loss else None
-
-    def tokens_per_second(self) -> float:
-        """Average training throughput (target tokens per wall-clock second) over the recorded steps."""
-        if len(self.time) < 2 or self.time[-1] <= self.time[0]:
-            return float("nan")
-        return (self.tokens[-1] - self.tokens[0]) / (self.time[-1] - self.time[0])
-
-    def smoothed_loss(self, alpha: float = 0.1) -> List[float]:
-        """Exponential moving average of the loss (bias-corrected), for plots of noisy curves."""
-        out, avg = [], 0.0
-        for i, x in enumerate(self.loss, 1):
-            avg = (1 - alpha) * avg + alpha * x
-            out.append(avg / (1 - (1 - alpha) ** i))
-        return out
-
-    def plot(self, ax=None, show_lr: bool = True, smooth: float = 0.0, title: Optional[str] = None):
-        """Loss (and eval loss) against step; the learning rate on a twin axis. Returns the axes."""
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(7, 3.5))
-        ax.plot(self.step, self.loss, label="train loss", color="C0", alpha=0.35 if smooth else 1.0)
-        if smooth:
-            ax.plot(self.step, self.smoothed_loss(smooth), label=f"train loss (EMA {smooth})", color="C0")
-        if self.eval_loss:
-            ax.plot(self.eval_step, self.eval_loss, "o-", label="eval loss", color="C1")
-        ax.set_xlabel("step")
-        ax.set_ylabel("loss")
-        ax.grid(alpha=0.3)
-        handles, labels = ax.get_legend_handles_labels()
-        if show_lr and self.lr:
-            ax2 = ax.twinx()
-            ax2.plot(self.step, self.lr, color="C2", lw=1, ls="--", label="lr")
-            ax2.set_ylabel("learning rate")
-            h2, l2 = ax2.get_legend_handles_labels()
-            handles, labels = handles + h2, labels + l2
-        ax.legend(handles, labels, loc="upper right")
-        if title:
-            ax.set_title(title)
-        return ax
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["grad_norm"] = [_json_float(x) for x in self.grad_norm]
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "TrainHistory":
-        known = {f.name for f in dataclasses.fields(cls)}
-        h = cls(**{k: v for k, v in data.items() if k in known})
-        h.grad_norm = [float(x) for x in h.grad_norm]
-        return h
-
-
-def _json_float(x: float):
-    """JSON has no inf/nan: store them as strings that ``float()`` reads back."""
-    return x if math.isfinite(x) else str(x)
 
 
 # ============================================================================ pieces
@@ -382,85 +274,6 @@ def layer_grad_norms(model: nn.Module) -> Dict[str, float]:
     return {k: math.sqrt(v) for k, v in sq.items()}
 
 
-class SampleStream:
-    """The order in which samples are read: seeded permutations of the dataset, one per epoch,
-    concatenated into one endless stream. ``index(g)`` is the dataset index of stream position ``g``.
-
-    Position, not an iterator state, is what a checkpoint records, so resuming (even with another
-    batch layout) continues the stream at exactly the right sample.
-    """
-
-    def __init__(self, size: int, seed: int, shuffle: bool = True):
-        if size < 1:
-            raise ValueError("train_data is empty: nothing to train on")
-        self.size, self.seed, self.shuffle = size, seed, shuffle
-        self._epoch, self._perm = -1, None
-
-    def permutation(self, epoch: int) -> List[int]:
-        if epoch != self._epoch:
-            if self.shuffle:
-                g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-                self._perm = torch.randperm(self.size, generator=g).tolist()
-            else:
-                self._perm = list(range(self.size))
-            self._epoch = epoch
-        return self._perm
-
-    def index(self, g: int) -> int:
-        epoch, pos = divmod(g, self.size)
-        return self.permutation(epoch)[pos]
-
-    def indices(self, start: int, count: int) -> List[int]:
-        return [self.index(g) for g in range(start, start + count)]
-
-
-def _default_collate(dataset) -> Callable:
-    from .data import collate
-
-    pad_id = getattr(dataset, "pad_id", 0)
-    return lambda items: collate(items, pad_id=pad_id)
-
-
-def list_checkpoints(out_dir: Union[str, os.PathLike]) -> List[Path]:
-    """The complete ``step_<N>`` folders under ``out_dir``, oldest first."""
-    out = Path(out_dir)
-    if not out.is_dir():
-        return []
-    found = []
-    for p in out.iterdir():
-        m = STEP_DIR.match(p.name)
-        if m and p.is_dir() and (p / "model.safetensors").is_file():
-            found.append((int(m.group(1)), p))
-    return [p for _, p in sorted(found)]
-
-
-def latest_checkpoint(out_dir: Union[str, os.PathLike]) -> Optional[Path]:
-    """The newest ``step_<N>`` folder under ``out_dir`` (None when there is none)."""
-    found = list_checkpoints(out_dir)
-    return found[-1] if found else None
-
-
-def resolve_checkpoint(path: Union[str, os.PathLike], need_train_state: bool = False) -> Path:
-    """A checkpoint folder from a step folder or a run folder (then its newest ``step_<N>``).
-
-    Raises ``FileNotFoundError`` naming the path when there is no checkpoint there.
-    """
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"checkpoint {str(p)!r} does not exist")
-    if p.is_dir() and not (p / "model.safetensors").is_file():
-        newest = latest_checkpoint(p)
-        if newest is None:
-            raise FileNotFoundError(f"no checkpoint in {str(p)!r}: expected model.safetensors or step_<N>/ folders")
-        p = newest
-    if not p.is_dir():
-        raise FileNotFoundError(f"checkpoint {str(p)!r} is not a folder")
-    if need_train_state and not (p / TRAIN_STATE_JSON).is_file():
-        raise FileNotFoundError(f"{str(p)!r} holds model weights but no {TRAIN_STATE_JSON}: it cannot be resumed "
-                                "(it is a plain model checkpoint; load it with load_checkpoint instead)")
-    return p
-
-
 # ============================================================================ the trainer
 class Trainer:
     """Train ``model`` on ``train_data`` (a map-style dataset of dicts with ``input_ids``, ``labels``
@@ -494,17 +307,17 @@ class Trainer:
         self.dtype = pick_dtype(self.device, cfg.dtype)
         self.model = model.to(self.device)
         self.train_data, self.eval_data = train_data, eval_data
-        self.collate_fn = collate_fn or _default_collate(train_data)
-        self.eval_collate_fn = collate_fn or (_default_collate(eval_data) if eval_data is not None else None)
+        self.collate_fn = collate_fn or collate_for(train_data)
+        self.eval_collate_fn = collate_fn or (collate_for(eval_data) if eval_data is not None else None)
         self.tokenizer, self.metadata = tokenizer, dict(metadata or {})
         self.optimizer = build_optimizer(self.model, cfg, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type) if self.dtype == torch.float16 else None
         self.stream = SampleStream(n, cfg.seed, cfg.shuffle)
+        self.lr_of = cfg.schedule_fn()                          # step -> learning rate, validated once
         self.step = 0                # completed optimizer updates
         self.samples_consumed = 0    # position in the sample stream (global, all processes)
         self.history = TrainHistory()
         self._fwd_model: Optional[nn.Module] = None     # DDP-wrapped and/or compiled view of self.model
-        self._stop_requested = False
         self._last_saved: Optional[Path] = None
         self._max_len = getattr(getattr(model, "config", None), "context_length",
                                 getattr(getattr(model, "config", None), "max_seq_len", None))
@@ -612,7 +425,7 @@ class Trainer:
         else:
             norm = grad_norm(params)
         loss_value, norm_value = float(loss_log), float(norm)          # the step's one host sync
-        lr = cfg.lr_at(self.step)
+        lr = self.lr_of(self.step)
         if not math.isfinite(loss_value):
             self._diverged("loss", loss_value, lr)
         if not math.isfinite(norm_value) and self.scaler is None:       # fp16: the scaler skips the step
@@ -667,59 +480,30 @@ class Trainer:
         return float(total[0] / total[1].clamp(min=1))
 
     # ------------------------------------------------------------------ checkpoints
-    def _rng_tensors(self) -> Dict[str, torch.Tensor]:
-        """Every process's RNG states as uint8 tensors (a collective call under DDP)."""
-        states = {"cpu": torch.get_rng_state()}
-        if self.device.type == "cuda":
-            states["cuda"] = torch.cuda.get_rng_state(self.device)
-        out = {}
-        for name, t in states.items():
-            moved = t.to(self.device) if self.device.type == "cuda" and self.dist.enabled else t
-            for rank, s in enumerate(D.all_gather_tensors(moved)):
-                out[f"rng.{name}.rank{rank}"] = s.to("cpu", torch.uint8).contiguous()
-        return out
-
     def save_checkpoint(self, path: Optional[Union[str, os.PathLike]] = None) -> Optional[Path]:
         """Write a resumable checkpoint (default ``<out_dir>/step_<N>``) atomically; rank 0 writes.
 
         Under DDP every process must call this (the RNG states are gathered). Returns the folder.
         """
-        from safetensors.torch import save_file
-
-        from . import __version__
-        from .checkpoint import atomic_write_dir, write_model_files, _dumps
-
         if path is None:
             if self.out_dir is None:
                 raise ValueError("save_checkpoint() needs a path or TrainConfig.out_dir")
             path = self.out_dir / f"step_{self.step}"
         path = Path(path)
-        rng = self._rng_tensors()
+        rng = rng_tensors(self.device, self.dist.enabled)
         if self.dist.is_main:
-            tensors, opt_meta = _optimizer_tensors(self.optimizer)
-            tensors.update(rng)
             state = {
-                "format": "course_lib.train_state", "format_version": 1, "course_lib_version": __version__,
                 "step": self.step, "samples_consumed": self.samples_consumed,
                 "epoch": self.samples_consumed // self.stream.size, "dataset_size": self.stream.size,
                 "data_seed": self.config.seed, "shuffle": self.config.shuffle,
                 "world_size": self.dist.world_size, "global_batch_size": self.global_batch_size,
-                "train_config": self.config.to_dict(), "optimizer": opt_meta,
+                "train_config": self.config.to_dict(),
                 "scaler": self.scaler.state_dict() if self.scaler is not None else None,
                 "history": self.history.to_dict(),
             }
-            meta = {"format_version": 1, "course_lib_version": __version__, "step": self.step,
-                    "loss": self.history.final_loss, "eval_loss": self.history.final_eval_loss,
-                    "tokens": self.history.tokens[-1] if self.history.tokens else 0,
-                    "num_parameters": sum(p.numel() for p in self.model.parameters()), **self.metadata}
-            state_text, meta_text = _dumps(state, "train state"), _dumps(meta, "checkpoint metadata")
-            with atomic_write_dir(path) as tmp:
-                write_model_files(self.model, tmp)
-                save_file(tensors, str(tmp / TRAIN_STATE_TENSORS))
-                (tmp / TRAIN_STATE_JSON).write_text(state_text + "\n", encoding="utf-8")
-                (tmp / "metadata.json").write_text(meta_text + "\n", encoding="utf-8")
-                if self.tokenizer is not None and hasattr(self.tokenizer, "save"):
-                    self.tokenizer.save(tmp)
+            meta = {"step": self.step, "loss": self.history.final_loss, "eval_loss": self.history.final_eval_loss,
+                    "tokens": self.history.tokens[-1] if self.history.tokens else 0, **self.metadata}
+            write_train_checkpoint(path, self.model, self.optimizer, rng, state, meta, self.tokenizer)
             self._prune()
         D.barrier()
         self._last_saved = path
@@ -739,10 +523,6 @@ class Trainer:
         ``"latest"``: the newest checkpoint under ``out_dir``; a run folder: its newest checkpoint.
         A checkpoint of a different model config raises ``ValueError`` listing the differences.
         """
-        from safetensors import safe_open
-
-        from .checkpoint import load_state_into, read_config, read_json
-
         if checkpoint == "latest":
             if self.out_dir is None:
                 raise ValueError("resume='latest' needs TrainConfig.out_dir")
@@ -750,30 +530,12 @@ class Trainer:
             if newest is None:
                 raise FileNotFoundError(f"resume='latest': no step_<N> checkpoint under {str(self.out_dir)!r}")
             checkpoint = newest
-        path = resolve_checkpoint(checkpoint, need_train_state=True)
-        state = read_json(path / TRAIN_STATE_JSON, "train state")
-        if state.get("format") != "course_lib.train_state":
-            raise ValueError(f"{str(path / TRAIN_STATE_JSON)!r} is not a course_lib train state")
-        mcfg = getattr(self.model, "config", None)
-        if mcfg is not None and hasattr(mcfg, "to_dict"):
-            saved = read_config(path)
-            diff = [f"{k}: checkpoint {v!r} vs model {mcfg.to_dict().get(k)!r}"
-                    for k, v in saved.to_dict().items() if mcfg.to_dict().get(k) != v]
-            if diff:
-                raise ValueError(f"cannot resume from {str(path)!r}: it was trained with another model config "
-                                 f"({'; '.join(diff)})")
-        load_state_into(self.model, path)
-        try:
-            with safe_open(str(path / TRAIN_STATE_TENSORS), framework="pt", device="cpu") as f:
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{str(path / TRAIN_STATE_TENSORS)!r} is missing: the checkpoint is incomplete") from None
-        except Exception as e:
-            raise ValueError(f"{str(path / TRAIN_STATE_TENSORS)!r} is corrupt ({type(e).__name__}: {e})") from None
-        _load_optimizer(self.optimizer, tensors, state["optimizer"], path)
+        path, state, tensors = read_train_checkpoint(checkpoint, self.model)
+        load_optimizer(self.optimizer, tensors, state["optimizer"], path)
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
-        self._load_rng(tensors, state.get("world_size", 1))
+        saved_world = state.get("world_size", 1)
+        load_rng(tensors, self.dist.rank if saved_world == self.dist.world_size else 0, self.device)
         if state.get("dataset_size") != self.stream.size:
             warnings.warn(f"resuming from {path}: the dataset has {self.stream.size} samples but the checkpoint "
                           f"was trained on {state.get('dataset_size')}; the sample order will differ", stacklevel=2)
@@ -782,15 +544,6 @@ class Trainer:
         self.history = TrainHistory.from_dict(state["history"])
         self._last_saved = path
         return path
-
-    def _load_rng(self, tensors: Dict[str, torch.Tensor], saved_world: int) -> None:
-        rank = self.dist.rank if saved_world == self.dist.world_size else 0
-        cpu = tensors.get(f"rng.cpu.rank{rank}")
-        if cpu is not None:
-            torch.set_rng_state(cpu)
-        cuda = tensors.get(f"rng.cuda.rank{rank}")
-        if cuda is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state(cuda, self.device)
 
     # ------------------------------------------------------------------ the loop
     def _prepare(self) -> None:
@@ -816,27 +569,23 @@ class Trainer:
         self._prepare()
         self.history.interrupted = False
         self.model.train()
-        display = _Display(cfg, self, enabled=self.dist.is_main)
+        display = Display(cfg.max_steps, self.step, cfg.log_every, cfg.progress, enabled=self.dist.is_main)
         t_offset = self.history.time[-1] if self.history.time else 0.0
         t0 = time.perf_counter()
         tokens = self.history.tokens[-1] if self.history.tokens else 0
         check_inputs = getattr(self.model, "check_inputs", None)
         try:
-            with _GracefulInterrupt(self, enabled=not self.dist.enabled) as interrupt:
+            with GracefulInterrupt(lambda: self.step + 1, enabled=not self.dist.enabled) as interrupt:
                 while self.step < cfg.max_steps:
                     stats = self._train_step()
                     if check_inputs and self.device.type == "cuda":
                         self.model.check_inputs = False      # checked once; afterwards avoid a host sync per call
                     tokens += stats["tokens"]
                     h = self.history
-                    h.step.append(self.step), h.loss.append(stats["loss"]), h.lr.append(stats["lr"])
-                    h.grad_norm.append(stats["grad_norm"]), h.clipped.append(bool(stats["clipped"]))
-                    h.tokens.append(tokens), h.time.append(t_offset + time.perf_counter() - t0)
-                    if stats["layer_norms"] is not None:
-                        h.layer_grad_norms.append(stats["layer_norms"])
+                    h.record(self.step, stats, tokens, t_offset + time.perf_counter() - t0)
                     if self.eval_data is not None and cfg.eval_every and self.step % cfg.eval_every == 0:
                         h.eval_step.append(self.step), h.eval_loss.append(self.evaluate())
-                    display.update(self.step, stats)
+                    display.update(self.step, stats, h)
                     if self.out_dir is not None and cfg.save_every and self.step % cfg.save_every == 0:
                         self.save_checkpoint()
                     if interrupt.requested:
@@ -855,7 +604,7 @@ class Trainer:
             self.save_checkpoint()
         return self.history
 
-    def _on_interrupt(self, display: "_Display") -> None:
+    def _on_interrupt(self, display: Display) -> None:
         """Drop a half-accumulated window, save the last completed step, keep the model usable."""
         self.optimizer.zero_grad(set_to_none=True)
         self.history.interrupted = True
@@ -867,154 +616,5 @@ class Trainer:
         display.log(msg)
 
 
-# ============================================================================ optimizer state <-> safetensors
-def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> Tuple[Dict[str, torch.Tensor], dict]:
-    """Flatten ``optimizer.state_dict()``: tensors under ``optim.<param>.<key>``, the rest as JSON."""
-    sd = optimizer.state_dict()
-    tensors, scalars = {}, {}
-    for pid, st in sd["state"].items():
-        for k, v in st.items():
-            if isinstance(v, torch.Tensor):
-                tensors[f"optim.{pid}.{k}"] = v.detach().to("cpu").contiguous().clone()
-            else:
-                scalars[f"{pid}.{k}"] = v
-    groups = [{k: v for k, v in g.items() if k != "params"} | {"num_params": len(g["params"])}
-              for g in sd["param_groups"]]
-    return tensors, {"class": type(optimizer).__name__, "param_groups": groups, "scalars": scalars}
-
-
-def _load_optimizer(optimizer: torch.optim.Optimizer, tensors: Dict[str, torch.Tensor], meta: dict, path: Path) -> None:
-    """Rebuild the optimizer state from ``_optimizer_tensors`` output (hyper-parameters from the current config)."""
-    if meta.get("class") != type(optimizer).__name__:
-        raise ValueError(f"cannot resume from {str(path)!r}: it was trained with {meta.get('class')}, "
-                         f"this run uses {type(optimizer).__name__} (TrainConfig.optimizer)")
-    current = optimizer.state_dict()
-    sizes = [g["num_params"] for g in meta["param_groups"]]
-    if sizes != [len(g["params"]) for g in current["param_groups"]]:
-        raise ValueError(f"cannot resume from {str(path)!r}: its optimizer groups hold {sizes} parameters, "
-                         f"this model's {[len(g['params']) for g in current['param_groups']]}")
-    state: Dict[int, Dict[str, Any]] = {}
-    for name, t in tensors.items():
-        if name.startswith("optim."):
-            _, pid, key = name.split(".", 2)
-            state.setdefault(int(pid), {})[key] = t
-    for name, v in meta.get("scalars", {}).items():
-        pid, key = name.split(".", 1)
-        state.setdefault(int(pid), {})[key] = v
-    optimizer.load_state_dict({"state": state, "param_groups": current["param_groups"]})
-
-
-# ============================================================================ display
-def _in_notebook() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
-
-
-class _Display:
-    """Progress bar (tqdm.auto), log lines and an optional live loss plot; silent off rank 0."""
-
-    def __init__(self, config: TrainConfig, trainer: Trainer, enabled: bool = True):
-        self.cfg, self.trainer, self.enabled = config, trainer, enabled
-        self.notebook = _in_notebook()
-        self.bar = None
-        want_bar = config.progress is True or (config.progress == "auto" and (self.notebook or sys.stderr.isatty()))
-        if enabled and want_bar:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=config.max_steps, initial=trainer.step, desc="train", unit="step",
-                            dynamic_ncols=True, leave=True)
-        self.plot = _LivePlot(config.plot_every) if enabled and self.notebook and config.live_plot else None
-
-    def log(self, line: str) -> None:
-        if not self.enabled:
-            return
-        if self.bar is not None and not self.notebook:
-            self.bar.write(line)
-        elif self.bar is None:
-            print(line, flush=True)
-
-    def update(self, step: int, stats: Dict[str, Any]) -> None:
-        if not self.enabled:
-            return
-        if self.bar is not None:
-            self.bar.update(1)
-            if step % max(1, min(self.cfg.log_every or 10, 10)) == 0 or step == self.cfg.max_steps:
-                self.bar.set_postfix(loss=f"{stats['loss']:.4f}", lr=f"{stats['lr']:.2e}", refresh=False)
-        if self.cfg.log_every and (step % self.cfg.log_every == 0 or step == self.cfg.max_steps):
-            h = self.trainer.history
-            line = (f"step {step:>6}/{self.cfg.max_steps} | loss {stats['loss']:.4f} | lr {stats['lr']:.2e} | "
-                    f"grad norm {stats['grad_norm']:.3f}{' (clipped)' if stats['clipped'] else ''} | "
-                    f"{h.tokens_per_second():,.0f} tok/s")
-            if h.eval_step and h.eval_step[-1] == step:
-                line += f" | eval {h.eval_loss[-1]:.4f}"
-            if not self.notebook:
-                self.log(line)
-        if self.plot is not None:
-            self.plot.update(self.trainer.history, final=step == self.cfg.max_steps)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-        if self.plot is not None:
-            self.plot.update(self.trainer.history, final=True)
-
-
-class _LivePlot:
-    """A loss plot in a notebook that is redrawn in place every ``every`` steps (no-op headless)."""
-
-    def __init__(self, every: int):
-        self.every, self.handle = every, None
-
-    def update(self, history: TrainHistory, final: bool = False) -> None:
-        if not history.step or (history.step[-1] % self.every and not final):
-            return
-        try:
-            import matplotlib.pyplot as plt
-            from IPython.display import display
-        except ImportError:
-            return
-        fig, ax = plt.subplots(figsize=(7, 3.2))
-        history.plot(ax=ax, show_lr=False)
-        if self.handle is None:
-            self.handle = display(fig, display_id=True)
-        else:
-            self.handle.update(fig)
-        plt.close(fig)
-
-
-class _GracefulInterrupt:
-    """The first Ctrl-C (SIGINT, also a notebook's interrupt button) asks the loop to stop after the
-    current step, so the model is never left half-updated; a second Ctrl-C interrupts at once.
-    Only in the main thread of a single process (under DDP every rank must stop at the same step)."""
-
-    def __init__(self, trainer: Trainer, enabled: bool = True):
-        self.trainer, self.requested, self._previous = trainer, False, None
-        self.enabled = enabled and threading.current_thread() is threading.main_thread()
-
-    def _handler(self, signum, frame) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print(f"\ninterrupt: stopping after step {self.trainer.step + 1} (press again to stop at once)",
-              file=sys.stderr, flush=True)
-
-    def __enter__(self) -> "_GracefulInterrupt":
-        if self.enabled:
-            try:
-                self._previous = signal.signal(signal.SIGINT, self._handler)
-            except ValueError:          # not allowed here (e.g. some embedded interpreters)
-                self.enabled = False
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.enabled and self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-
 __all__ = ["TrainConfig", "Trainer", "TrainHistory", "TrainingDiverged", "SampleStream", "param_groups",
-           "build_optimizer", "grad_norm", "layer_grad_norms", "list_checkpoints", "latest_checkpoint",
-           "resolve_checkpoint", "OPTIMIZERS", "LOSS_REDUCTIONS", "ACCUM_NORMALIZE"]
+           "build_optimizer", "grad_norm", "layer_grad_norms", "OPTIMIZERS", "LOSS_REDUCTIONS", "ACCUM_NORMALIZE"]

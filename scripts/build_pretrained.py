@@ -32,7 +32,7 @@ from course_lib.config import ModelConfig
 from course_lib.corpus import DEFAULT_CORPUS, load_corpus, train_val_split
 from course_lib.data import PackedDataset
 from course_lib.model import Transformer
-from course_lib.pretrained import DEFAULT_PRETRAINED, PRETRAINED_DIR
+from course_lib.checkpoint import DEFAULT_PRETRAINED, PRETRAINED_DIR
 from course_lib.tokenizer import train_tokenizer
 from course_lib.train import TrainConfig, Trainer
 

@@ -58,3 +58,18 @@ def test_detector_sees_a_lab_import(tmp_path):
     found = _imported_modules(f)
     assert "course_lib.lab.probes" in found and "course_lib.lab.viz" in found and "course_lib.lab" in found
 
+
+
+MAX_LINES = 650
+MAX_MODULES = 22
+PLUMBING = {"__init__.py", "__main__.py", "_version.py"}       # package machinery, not concepts
+
+
+def test_no_core_module_is_longer_than_the_limit():
+    long = {p.name: n for p in CORE_MODULES if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"core modules over {MAX_LINES} lines (split them by concern): {long}"
+
+
+def test_the_core_stays_small():
+    concepts = [p.name for p in CORE_MODULES if p.name not in PLUMBING]
+    assert len(concepts) <= MAX_MODULES, f"{len(concepts)} core modules (at most {MAX_MODULES}): {concepts}"

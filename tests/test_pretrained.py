@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import course_lib
-from course_lib import pretrained
-from course_lib.pretrained import DEFAULT_PRETRAINED, load_pretrained, pretrained_metadata, pretrained_path
+from course_lib import checkpoint as pretrained
+from course_lib.checkpoint import DEFAULT_PRETRAINED, load_pretrained, pretrained_metadata, pretrained_path
 
 
 def test_shipped_checkpoint_is_small_and_complete():

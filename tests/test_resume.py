@@ -8,7 +8,8 @@ import torch
 
 from course_lib.config import ModelConfig
 from course_lib.model import Transformer
-from course_lib.train import TrainConfig, Trainer, latest_checkpoint, list_checkpoints
+from course_lib.checkpoint import latest_checkpoint, list_checkpoints
+from course_lib.train import TrainConfig, Trainer
 
 
 def data(n=40, seed=2):

@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
+from course_lib.beam import beam_search, sequence_log_prob
 from course_lib.config import ModelConfig
 from course_lib.model import Transformer
-from course_lib.sample import (beam_search, generate, process_logits, sampling_distribution, sequence_log_prob,
-                               stream_generate)
+from course_lib.sample import generate, process_logits, sampling_distribution, stream_generate
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,10 @@ import pytest
 import torch
 
 from course_lib.config import ModelConfig
+from course_lib.data import SampleStream
 from course_lib.model import Transformer
-from course_lib.train import (SampleStream, TrainConfig, Trainer, TrainHistory, TrainingDiverged, param_groups)
+from course_lib.progress import TrainHistory
+from course_lib.train import TrainConfig, Trainer, TrainingDiverged, param_groups
 
 
 def masked_data(n=48, seed=1, vocab=256, lo=4, hi=40):

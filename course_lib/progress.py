@@ -1,0 +1,211 @@
+"""What a training run shows and records: ``TrainHistory``, the progress display, Ctrl-C handling.
+
+Everything here takes plain values (step numbers, a stats dict, a history), never the trainer, so
+``train.py`` imports this module and not the other way round.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import signal
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (the one place that decides notebook vs terminal output)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def json_float(x: float):
+    """JSON has no inf/nan: store them as strings that ``float()`` reads back."""
+    return x if math.isfinite(x) else str(x)
+
+
+@dataclass
+class TrainHistory:
+    """What happened, one entry per optimizer step (``step`` counts completed updates, from 1).
+
+    ``loss``: the training loss of the step's window (token mean, or sequence mean with
+    ``loss_reduction="seq_mean"``); ``lr``: the learning rate the update used; ``grad_norm``: the
+    global gradient norm before clipping; ``clipped``: whether clipping scaled the gradient;
+    ``tokens``: target tokens seen so far (all processes); ``time``: seconds since the run started.
+    ``eval_step``/``eval_loss``: the evaluations (token-mean loss). ``layer_grad_norms``: per-step
+    dicts ``{"layers.0": norm, ...}`` when ``track_layer_grad_norms`` is on.
+    """
+
+    step: List[int] = field(default_factory=list)
+    loss: List[float] = field(default_factory=list)
+    lr: List[float] = field(default_factory=list)
+    grad_norm: List[float] = field(default_factory=list)
+    clipped: List[bool] = field(default_factory=list)
+    tokens: List[int] = field(default_factory=list)
+    time: List[float] = field(default_factory=list)
+    eval_step: List[int] = field(default_factory=list)
+    eval_loss: List[float] = field(default_factory=list)
+    layer_grad_norms: List[Dict[str, float]] = field(default_factory=list)
+    interrupted: bool = False
+    checkpoint: Optional[str] = None
+
+    def __len__(self) -> int:
+        return len(self.step)
+
+    def record(self, step: int, stats: Dict[str, Any], tokens: int, seconds: float) -> None:
+        """Append one optimizer step (``stats`` as returned by the trainer's step)."""
+        self.step.append(step), self.loss.append(stats["loss"]), self.lr.append(stats["lr"])
+        self.grad_norm.append(stats["grad_norm"]), self.clipped.append(bool(stats["clipped"]))
+        self.tokens.append(tokens), self.time.append(seconds)
+        if stats.get("layer_norms") is not None:
+            self.layer_grad_norms.append(stats["layer_norms"])
+
+    @property
+    def clip_rate(self) -> float:
+        """Fraction of steps whose gradient was clipped (0 when nothing ran)."""
+        return sum(self.clipped) / len(self.clipped) if self.clipped else 0.0
+
+    @property
+    def final_loss(self) -> Optional[float]:
+        return self.loss[-1] if self.loss else None
+
+    @property
+    def final_eval_loss(self) -> Optional[float]:
+        return self.eval_loss[-1] if self.eval_loss else None
+
+    def tokens_per_second(self) -> float:
+        """Average training throughput (target tokens per wall-clock second) over the recorded steps."""
+        if len(self.time) < 2 or self.time[-1] <= self.time[0]:
+            return float("nan")
+        return (self.tokens[-1] - self.tokens[0]) / (self.time[-1] - self.time[0])
+
+    def smoothed_loss(self, alpha: float = 0.1) -> List[float]:
+        """Exponential moving average of the loss (bias-corrected), for plots of noisy curves."""
+        out, avg = [], 0.0
+        for i, x in enumerate(self.loss, 1):
+            avg = (1 - alpha) * avg + alpha * x
+            out.append(avg / (1 - (1 - alpha) ** i))
+        return out
+
+    def plot(self, ax=None, show_lr: bool = True, smooth: float = 0.0, title: Optional[str] = None):
+        """Loss (and eval loss) against step; the learning rate on a twin axis. Returns the axes."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(7, 3.5))
+        ax.plot(self.step, self.loss, label="train loss", color="C0", alpha=0.35 if smooth else 1.0)
+        if smooth:
+            ax.plot(self.step, self.smoothed_loss(smooth), label=f"train loss (EMA {smooth})", color="C0")
+        if self.eval_loss:
+            ax.plot(self.eval_step, self.eval_loss, "o-", label="eval loss", color="C1")
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss")
+        ax.grid(alpha=0.3)
+        handles, labels = ax.get_legend_handles_labels()
+        if show_lr and self.lr:
+            ax2 = ax.twinx()
+            ax2.plot(self.step, self.lr, color="C2", lw=1, ls="--", label="lr")
+            ax2.set_ylabel("learning rate")
+            h2, l2 = ax2.get_legend_handles_labels()
+            handles, labels = handles + h2, labels + l2
+        ax.legend(handles, labels, loc="upper right")
+        if title:
+            ax.set_title(title)
+        return ax
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["grad_norm"] = [json_float(x) for x in self.grad_norm]
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainHistory":
+        known = {f.name for f in dataclasses.fields(cls)}
+        h = cls(**{k: v for k, v in data.items() if k in known})
+        h.grad_norm = [float(x) for x in h.grad_norm]
+        return h
+
+
+class Display:
+    """Progress bar (tqdm.auto) and log lines; silent when ``enabled`` is False (ranks other than 0).
+
+    ``progress``: True / False / "auto" (a bar in notebooks and terminals, plain lines when piped);
+    ``log_every``: a log line every N steps (0: none); ``initial``: the step the run starts from.
+    """
+
+    def __init__(self, max_steps: int, initial: int = 0, log_every: int = 10, progress="auto", enabled: bool = True):
+        self.max_steps, self.log_every, self.enabled = max_steps, log_every, enabled
+        self.notebook = in_notebook()
+        self.bar = None
+        want_bar = progress is True or (progress == "auto" and (self.notebook or sys.stderr.isatty()))
+        if enabled and want_bar:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=max_steps, initial=initial, desc="train", unit="step", dynamic_ncols=True,
+                            leave=True)
+
+    def log(self, line: str) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None and not self.notebook:
+            self.bar.write(line)
+        elif self.bar is None:
+            print(line, flush=True)
+
+    def update(self, step: int, stats: Dict[str, Any], history: TrainHistory) -> None:
+        """After optimizer step ``step``: advance the bar, print a log line every ``log_every`` steps."""
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.update(1)
+            if step % max(1, min(self.log_every or 10, 10)) == 0 or step == self.max_steps:
+                self.bar.set_postfix(loss=f"{stats['loss']:.4f}", lr=f"{stats['lr']:.2e}", refresh=False)
+        if self.log_every and (step % self.log_every == 0 or step == self.max_steps) and not self.notebook:
+            line = (f"step {step:>6}/{self.max_steps} | loss {stats['loss']:.4f} | lr {stats['lr']:.2e} | "
+                    f"grad norm {stats['grad_norm']:.3f}{' (clipped)' if stats['clipped'] else ''} | "
+                    f"{history.tokens_per_second():,.0f} tok/s")
+            if history.eval_step and history.eval_step[-1] == step:
+                line += f" | eval {history.eval_loss[-1]:.4f}"
+            self.log(line)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class GracefulInterrupt:
+    """The first Ctrl-C (SIGINT, also a notebook's interrupt button) asks the loop to stop after the
+    current step (``requested`` becomes True), so the model is never left half-updated; a second
+    Ctrl-C interrupts at once. Only in the main thread of a single process (under DDP every rank must
+    stop at the same step). ``next_step()`` gives the step number for the message."""
+
+    def __init__(self, next_step=lambda: None, enabled: bool = True):
+        self.next_step, self.requested, self._previous = next_step, False, None
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+
+    def _handler(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print(f"\ninterrupt: stopping after step {self.next_step()} (press again to stop at once)",
+              file=sys.stderr, flush=True)
+
+    def __enter__(self) -> "GracefulInterrupt":
+        if self.enabled:
+            try:
+                self._previous = signal.signal(signal.SIGINT, self._handler)
+            except ValueError:          # not allowed here (e.g. some embedded interpreters)
+                self.enabled = False
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.enabled and self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+__all__ = ["TrainHistory", "Display", "GracefulInterrupt", "in_notebook", "json_float"]
