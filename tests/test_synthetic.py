@@ -5,7 +5,7 @@ import torch
 from course_lib.data import IGNORE_INDEX, collate
 from course_lib.lab.synthetic import (BOS, SEP, TASKS, addition, agreement, answer_accuracy,
                                   associative_recall, copy_task, counting, entity_facts,
-                                  make_task, pointer_chasing, two_retrieval)
+                                  entry_lookup, make_task, pointer_chasing, two_retrieval)
 
 
 @pytest.mark.parametrize("name", list(TASKS))
@@ -50,6 +50,21 @@ def test_two_retrieval_answers_both_keys():
         ka, kb = seq[12], seq[13]
         assert ka != kb and seq[14] == SEP
         assert seq[15:] == [pairs[ka], pairs[kb]]
+
+
+def test_entry_lookup_answer_is_the_value_of_the_entry_with_the_asked_key():
+    K, V, P = 6, 5, 4
+    t = entry_lookup(300, n_entries=P, n_keys=K, n_values=V)
+    names = t.vocab
+    for seq, ans in zip(t.sequences.tolist(), t.answers[:, 0].tolist()):
+        # decode each entry from its printed name "k{a}:v{b}", independently of the id arithmetic
+        entries = dict(names[e].split(":") for e in seq[1:1 + P])
+        assert len(entries) == P                                   # keys distinct
+        assert seq[1 + P] == SEP and names[seq[2 + P]] in entries
+        assert names[ans] == entries[names[seq[2 + P]]]
+        assert 3 <= seq[2 + P] < 3 + K and 3 + K <= ans < 3 + K + V  # disjoint vocabularies
+    assert t.vocab_size == 3 + K + V + K * V and t.seq_len == P + 3
+    assert len(set(names)) == len(names)
 
 
 @pytest.mark.parametrize("hops", [1, 3, [1, 2, 4]])
@@ -146,6 +161,7 @@ def test_answer_accuracy():
 @pytest.mark.parametrize("call,match", [
     (lambda: copy_task(0), "n=0"),
     (lambda: associative_recall(5, n_pairs=20, n_keys=10), "n_pairs=20"),
+    (lambda: entry_lookup(5, n_entries=9, n_keys=8), "n_entries=9"),
     (lambda: counting(5, query="middle"), "query"),
     (lambda: counting(5, length=4, max_count=5), "max_count=5"),
     (lambda: agreement(5, p_mismatch=1.5), "p_mismatch"),

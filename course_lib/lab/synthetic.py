@@ -32,8 +32,8 @@ from ..data import IGNORE_INDEX, shift_for_next_token
 
 __all__ = [
     "PAD", "BOS", "SEP", "SyntheticTask", "copy_task", "associative_recall", "two_retrieval",
-    "pointer_chasing", "counting", "agreement", "addition", "entity_facts", "TASKS", "make_task",
-    "answer_accuracy",
+    "entry_lookup", "pointer_chasing", "counting", "agreement", "addition", "entity_facts", "TASKS",
+    "make_task", "answer_accuracy",
 ]
 
 PAD, BOS, SEP = 0, 1, 2
@@ -224,6 +224,44 @@ def two_retrieval(n: int, n_pairs: int = 8, n_keys: int = 16, n_values: int = 16
                          params=dict(n=n, n_pairs=n_pairs, n_keys=n_keys, n_values=n_values,
                                      seed=seed),
                          info={"query_index": q})
+
+
+def entry_lookup(n: int, n_entries: int = 8, n_keys: int = 16, n_values: int = 16,
+                 seed: int = 0) -> SyntheticTask:
+    """Look up a dictionary entry whose key and value share one position:
+    ``<bos> e1 .. eP <sep> kq vq``, where each entry token ``e = (k, v)`` names one key and one value,
+    and the answer ``vq`` is the value of the entry whose key is ``kq``.
+
+    Unlike ``associative_recall`` (key and value at neighbouring positions, which a causal model
+    must first join with a second layer), one attention layer can solve this: the query ``kq``
+    finds its entry by the entry's key and reads the entry's value from the same position. Keys
+    are distinct within a sequence (the answer is unique); values may repeat. Keys and values come
+    from disjoint vocabularies. Layout: keys ``k0..`` at ids ``3..3+K-1``, values ``v0..`` next,
+    then the ``K * V`` entry tokens ``k{a}:v{b}`` at id ``3 + K + V + a * V + b``. Sequence length
+    ``P + 4``. ``info``: ``query_index`` (N,), ``keys`` and ``values`` (N, P) token ids of the
+    entries' keys and values.
+    """
+    _int("n", n, 1), _int("n_keys", n_keys, 1), _int("n_values", n_values, 1)
+    _int("n_entries", n_entries, 1, n_keys)
+    g = _gen(seed)
+    key_idx = _distinct(n, n_entries, n_keys, g)                # distinct keys in a sequence
+    value_idx = torch.randint(n_values, (n, n_entries), generator=g)
+    e0 = _FIRST + n_keys + n_values
+    entries = e0 + key_idx * n_values + value_idx
+    q = torch.randint(n_entries, (n,), generator=g)
+    rows = torch.arange(n)
+    keys, values = key_idx + _FIRST, value_idx + _FIRST + n_keys
+    seq = torch.cat([_column(n, BOS), entries, _column(n, SEP), keys[rows, q, None],
+                     values[rows, q, None]], dim=1)
+    vocab = (_SPECIAL_NAMES + _names("k", n_keys) + _names("v", n_values)
+             + [f"k{a}:v{b}" for a in range(n_keys) for b in range(n_values)])
+    layout = (f"0 <pad>, 1 <bos>, 2 <sep>, keys k0..k{n_keys - 1} = ids 3..{2 + n_keys}, values "
+              f"v0..v{n_values - 1} = ids {3 + n_keys}..{e0 - 1}, entries k{{a}}:v{{b}} = id "
+              f"{e0} + a * {n_values} + b")
+    return SyntheticTask("entry_lookup", seq, _mask_last(seq, 1), vocab, layout,
+                         params=dict(n=n, n_entries=n_entries, n_keys=n_keys, n_values=n_values,
+                                     seed=seed),
+                         info={"query_index": q, "keys": keys, "values": values})
 
 
 def pointer_chasing(n: int, n_nodes: int = 8, hops: int | Sequence[int] = 2,
@@ -446,6 +484,7 @@ TASKS = {
     "copy": copy_task,
     "associative_recall": associative_recall,
     "two_retrieval": two_retrieval,
+    "entry_lookup": entry_lookup,
     "pointer_chasing": pointer_chasing,
     "counting": counting,
     "agreement": agreement,
