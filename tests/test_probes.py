@@ -1,4 +1,4 @@
-"""course_lib.lab.probes: measurements on a Transformer, and the normaliser swap."""
+"""course_lib.lab.probes: measurements on a Transformer."""
 import math
 
 import pytest
@@ -55,40 +55,6 @@ def test_param_grad_norms_restores_grads_and_matches_autograd():
     m(x, labels=y).loss.backward()
     assert norms["layers.0.attn.q_proj.weight"] == pytest.approx(float(m.layers[0].attn.q_proj.weight.grad.norm()))
     assert probes.total_norm({"a": 3.0, "b": 4.0}) == 5.0
-
-
-def test_normalizer_swap_softmax_is_identity_and_restored():
-    m = _model(attn_impl="naive")
-    x = _ids()
-    with torch.no_grad():
-        ref = m(x).logits
-        with probes.attention_normalizer("softmax"):
-            same = m(x).logits
-        with probes.attention_normalizer("uniform"):
-            uni = m(x).logits
-            cap = m(x, capture=True).captured
-    assert torch.allclose(ref, same, atol=1e-6)
-    assert not torch.allclose(ref, uni, atol=1e-4)
-    w = cap["weights"][0][0, 0]
-    assert torch.allclose(w, am.uniform_weights(12, causal=True), atol=1e-6)
-    assert m.config.attn_normalizer == "softmax"  # restored
-
-
-def test_hard_argmax_gives_no_gradient_to_wq_but_straight_through_does():
-    m = _model(attn_impl="naive")
-    x, y = _ids(), _ids(seed=1)
-    with probes.attention_normalizer("hard"):
-        hard = probes.param_grad_norms(m, x, y, pattern=r"q_proj|k_proj")
-        out = probes.capture(m, x)
-    assert len(hard) == 4 and all(v == 0.0 for v in hard.values())
-    w = out["weights"][1]
-    assert set(w.unique().tolist()) <= {0.0, 1.0}
-    with probes.attention_normalizer("straight_through"):
-        st = probes.param_grad_norms(m, x, y, pattern=r"q_proj|k_proj")
-    assert len(st) == 4 and all(v > 0 for v in st.values())
-    with pytest.raises(ValueError, match="normalizer"):
-        with probes.attention_normalizer("sparsemax"):
-            pass
 
 
 def test_task_accuracy_and_loss():

@@ -3,8 +3,7 @@
 Where ``attention_math`` holds the mathematics (functions of tensors), this module holds the
 instruments that run a ``Transformer`` on a batch and report what happened inside: per-layer score
 statistics, attention entropy, symmetry of the score matrix, gradient norms of named projections,
-accuracy on a synthetic task. :func:`attention_normalizer` (kept for notebook 06) applies the
-config switch ``attn_normalizer`` to every model run inside a ``with`` block.
+accuracy on a synthetic task. (To swap the softmax, set ``ModelConfig.attn_normalizer``.)
 
 All functions leave the model's training mode and gradients as they found them.
 """
@@ -13,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, List
 
 import torch
 
@@ -143,38 +142,3 @@ def dataset_loss(model, dataset, max_items: int = 64, batch_size: int = 32) -> f
             tot += float(out.loss)
             n += int((y != -100).sum())
     return tot / max(n, 1)
-
-
-# ----------------------------------------------------------------------------- swapping the softmax
-@contextlib.contextmanager
-def attention_normalizer(normalizer: str = "softmax", tau: float = 1.0,
-                         generator: Optional[torch.Generator] = None) -> Iterator[None]:
-    """Within the block, every ``Transformer`` that runs uses ``normalizer`` (one of
-    ``attention.NORMALIZERS``) instead of the softmax: ``model.set_attn_normalizer`` (the config
-    switch ``attn_normalizer``) applied at the model's first forward call inside the block, and the
-    model's own setting restored on exit, even after an error.
-
-    Needs ``ModelConfig(attn_impl="naive")`` (the path with an explicit softmax to swap): "hard"
-    (argmax: no gradient reaches W_q or W_k), "straight_through" (argmax forward, softmax gradient
-    backward), "gumbel" / "gumbel_hard" (temperature ``tau``), "uniform" (equal weights on every
-    visible key). Masked keys stay masked. A new model can set ``attn_normalizer`` directly instead.
-    """
-    from ..attention import NORMALIZERS
-    from ..model import Transformer
-
-    if normalizer not in NORMALIZERS:
-        raise ValueError(f"normalizer={normalizer!r} must be one of {NORMALIZERS}")
-    switched = {}                                   # model -> its own (normalizer, tau)
-
-    def switch(module, args):
-        if isinstance(module, Transformer) and module not in switched:
-            switched[module] = (module.config.attn_normalizer, module.config.attn_tau)
-            module.set_attn_normalizer(normalizer, tau=tau, generator=generator)
-
-    handle = torch.nn.modules.module.register_module_forward_pre_hook(switch)
-    try:
-        yield
-    finally:
-        handle.remove()
-        for model, (own, own_tau) in switched.items():
-            model.set_attn_normalizer(own, tau=own_tau)
