@@ -18,13 +18,9 @@ import time
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-# Defaults per preset, sized so that the tiny preset trains in a few minutes on a 2-core CPU.
-PRESET_DEFAULTS = {
-    "nano": dict(max_steps=200, batch_size=16, seq_len=64, lr=3e-3, warmup_steps=20, save_every=100),
-    "tiny": dict(max_steps=500, batch_size=16, seq_len=128, lr=2e-3, warmup_steps=30, save_every=250),
-    "minimind_26m": dict(max_steps=2000, batch_size=32, seq_len=256, lr=5e-4, warmup_steps=100, save_every=500),
-}
-PRESET_ALIASES = {"26m": "minimind_26m", "minimind": "minimind_26m"}
+from .config import PRESET_ALIASES
+from .config import PRESET_RECIPES as PRESET_DEFAULTS   # defaults per preset: one table, with the presets
+
 EXIT_BAD_INPUT = 2
 
 
@@ -226,9 +222,8 @@ def _run_training(args, kind: str) -> int:
         raise CLIError(f"the tokenizer has {tokenizer.vocab_size} tokens but the model only {mcfg.vocab_size}")
     _check_seq_len(seq_len, mcfg)
 
-    train_docs, val_docs = _split(docs, args.val_fraction, args.seed)
-    train_set, val_set = _datasets(kind, train_docs, val_docs, tokenizer, seq_len)
-    _log(f"{kind}: {what}, {len(train_docs)} train / {len(val_docs)} val documents -> {len(train_set)} "
+    train_set, val_set, n_train, n_val = _datasets(kind, docs, tokenizer, seq_len, args.val_fraction, args.seed)
+    _log(f"{kind}: {what}, {n_train} train / {n_val} val documents -> {len(train_set)} "
          f"training sequences of <= {seq_len} tokens")
     _log(f"tokenizer: {how}")
     _log(f"model: preset {preset if base is None else 'from ' + str(base)}, {model.num_parameters():,} parameters; "
@@ -254,29 +249,22 @@ def _run_training(args, kind: str) -> int:
     return 130 if history.interrupted else 0
 
 
-def _split(docs, val_fraction: float, seed: int):
+def _datasets(kind, docs, tokenizer, seq_len: int, val_fraction: float, seed: int):
+    """``(train, val or None, train documents, val documents)``; pretraining goes through
+    ``data.packed_splits``, the library's one corpus -> split -> pack pipeline."""
     from .corpus import train_val_split
+    from .data import SFTDataset, packed_splits
 
-    if val_fraction <= 0 or len(docs) < 2:
-        return list(docs), []
-    return train_val_split(docs, val_fraction=val_fraction, seed=seed)
-
-
-def _datasets(kind, train_docs, val_docs, tokenizer, seq_len):
-    from .data import PackedDataset, SFTDataset
-
-    if kind == "sft":
-        train = SFTDataset(train_docs, tokenizer, max_len=seq_len, overflow="truncate")
-        val = SFTDataset(val_docs, tokenizer, max_len=seq_len, overflow="truncate") if val_docs else None
-        return train, val
-    train = PackedDataset(train_docs, tokenizer, block_size=seq_len, drop_last=False)
-    val = None
-    if val_docs:
-        try:
-            val = PackedDataset(val_docs, tokenizer, block_size=seq_len, drop_last=False)
-        except ValueError:          # too little validation text for one block
-            val = None
-    return train, val
+    if kind == "pretrain":
+        _, train, val = packed_splits(docs, seq_len, tokenizer, val_fraction=val_fraction, seed=seed,
+                                      optional_val=True, drop_last=False)
+        n_train = len(train.offsets) - 1                   # documents packed into the training split
+        return train, val, n_train, len(docs) - n_train
+    train_docs, val_docs = (train_val_split(docs, val_fraction=val_fraction, seed=seed)
+                            if val_fraction > 0 and len(docs) >= 2 else (list(docs), []))
+    train = SFTDataset(train_docs, tokenizer, max_len=seq_len, overflow="truncate")
+    val = SFTDataset(val_docs, tokenizer, max_len=seq_len, overflow="truncate") if val_docs else None
+    return train, val, len(train_docs), len(val_docs)
 
 
 # ============================================================================ subcommands
@@ -464,31 +452,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _set_threads(args, to_stderr: bool = False) -> None:
-    """--threads, or on a busy machine as many torch threads as there are idle cores (at least 1).
-
-    Why: on a CPU where other processes already use the cores, torch's default of one thread per
-    core makes every operation wait for threads that are not scheduled; we measured the tiny
-    preset's step going from 0.36 s (1 thread) to 4.5 s (2 threads) on a 2-core machine with a load
-    of 5. On an idle machine this keeps torch's default.
-    """
+    """--threads, or the library's thread policy (``device.set_threads``): on a busy CPU machine as
+    many torch threads as there are idle cores (at least 1); say so when it lowers the count."""
     if not hasattr(args, "threads"):
         return
     import torch
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    from .device import set_threads
+
+    if getattr(args, "device", "auto") not in ("auto", "cpu") and not args.threads:
         return
-    if getattr(args, "device", "auto") not in ("auto", "cpu") or torch.cuda.is_available():
-        return
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):              # not available on this platform
-        return
-    idle = int((os.cpu_count() or 1) - load + 0.5)
-    if idle < torch.get_num_threads():
-        torch.set_num_threads(max(1, idle))
-        msg = (f"busy machine (load {load:.1f} on {os.cpu_count()} CPUs): using {torch.get_num_threads()} torch "
-               "thread(s); pass --threads N to choose")
+    before = torch.get_num_threads()
+    used = set_threads(args.threads or None)
+    if not args.threads and used < before:
+        msg = (f"busy machine ({os.cpu_count()} CPUs): using {used} torch thread(s); pass --threads N to choose")
         if to_stderr:
             print(msg, file=sys.stderr, flush=True)
         else:

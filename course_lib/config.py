@@ -298,11 +298,22 @@ class ModelConfig:
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "ModelConfig":
         """Build a named preset: 'minimind_26m' (alias '26m'), 'tiny' or 'nano'."""
-        table = {"minimind_26m": cls.minimind_26m, "26m": cls.minimind_26m, "minimind": cls.minimind_26m,
-                 "tiny": cls.tiny, "nano": cls.nano}
-        if name not in table:
-            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(table)}")
-        return table[name](**overrides)
+        canonical = PRESET_ALIASES.get(name, name)
+        if canonical not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS + tuple(PRESET_ALIASES))}")
+        return getattr(cls, canonical)(**overrides)
 
 
 PRESETS = ("minimind_26m", "tiny", "nano")
+PRESET_ALIASES = {"26m": "minimind_26m", "minimind": "minimind_26m"}
+
+# How each preset is trained by ``python -m course_lib pretrain --preset <name>`` (the defaults of
+# its flags), sized so that "tiny" trains in a few minutes on a 2-core CPU; and the recipe of the
+# pretrained model shipped with the course (``scripts/build_pretrained.py``). One table, one place.
+PRESET_RECIPES = {
+    "nano": dict(max_steps=200, batch_size=16, seq_len=64, lr=3e-3, warmup_steps=20, save_every=100),
+    "tiny": dict(max_steps=500, batch_size=16, seq_len=128, lr=2e-3, warmup_steps=30, save_every=250),
+    "minimind_26m": dict(max_steps=2000, batch_size=32, seq_len=256, lr=5e-4, warmup_steps=100, save_every=500),
+}
+PRETRAINED_RECIPE = dict(preset="tiny", vocab_size=6400, seq_len=256, batch_size=16, max_steps=1000, lr=2e-3,
+                         min_lr=2e-4, warmup_steps=100, eval_every=200, val_fraction=0.02)

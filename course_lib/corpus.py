@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence, TypeVar
 
+from .tokenizer import CHAT_ROLES
+
 __all__ = [
     "CORPORA", "DEFAULT_CORPUS", "CorpusInfo", "CorpusNotInstalledError", "DataFormatError",
     "load_corpus", "corpus_path", "read_text_file", "read_jsonl_pretrain", "read_jsonl_sft",
@@ -370,7 +372,7 @@ def read_jsonl_pretrain(path: str | os.PathLike, text_field: str = "text") -> li
     return docs
 
 
-SFT_ROLES = ("system", "user", "assistant")
+SFT_ROLES = CHAT_ROLES              # the roles of the ChatML template (one definition, in tokenizer.py)
 
 
 def validate_conversation(conversation, where: str = "conversation") -> list[dict[str, str]]:

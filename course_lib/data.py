@@ -29,10 +29,11 @@ import torch
 from torch.utils.data import Dataset
 
 from .losses import IGNORE_INDEX          # the label that carries no loss (defined with the loss)
+from .tokenizer import CHAT_ROLES
 
 __all__ = [
     "IGNORE_INDEX", "PAD_ID", "shift_for_next_token", "collate", "PretrainDataset",
-    "PackedDataset", "SFTDataset", "PAD_VALUES", "packed_splits", "SampleStream", "collate_for",
+    "PackedDataset", "SFTDataset", "PAD_VALUES", "packed_splits", "SampleStream", "collate_for", "left_pad",
 ]
 
 PAD_ID = 0
@@ -120,6 +121,20 @@ def collate(items: Sequence[dict[str, torch.Tensor]], pad_id: int = PAD_ID,
                 out[row, width - n:] = item[k]
         batch[k] = out
     return batch
+
+
+def left_pad(sequences: Sequence[Sequence[int]], pad_id: int = PAD_ID) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token lists of different lengths -> ``ids (B, T)`` and ``attention_mask (B, T)`` long tensors,
+    padded on the left (what generation needs: new tokens are appended on the right)."""
+    if not sequences or any(len(s) == 0 for s in sequences):
+        raise ValueError("sequences must be a non-empty list of non-empty token lists")
+    T = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), T), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), T), dtype=torch.long)
+    for i, s in enumerate(sequences):
+        ids[i, T - len(s):] = torch.as_tensor(list(s), dtype=torch.long)
+        mask[i, T - len(s):] = 1
+    return ids, mask
 
 
 def collate_for(dataset):
@@ -435,23 +450,38 @@ class PackedDataset(Dataset):
 
 
 
-def packed_splits(corpus: str, block_size: int, tokenizer=None, max_chars: int | None = None,
-                  val_fraction: float = 0.05, seed: int = 0, **kwargs):
-    """A named corpus split by document into train/validation, each packed into blocks.
+def packed_splits(corpus, block_size: int, tokenizer=None, max_chars: int | None = None,
+                  val_fraction: float = 0.05, seed: int = 0, optional_val: bool = False, **kwargs):
+    """Corpus -> split by document into train/validation -> tokenizer -> packed blocks: the one
+    pipeline (notebooks, ``python -m course_lib pretrain``, ``scripts/build_pretrained.py``).
 
-    The setup most language experiments in the notebooks share. ``tokenizer=None`` fits a
-    ``CharTokenizer`` on the loaded text (the smallest vocabulary that covers it). Extra keyword
-    arguments go to ``PackedDataset``. Returns ``(tokenizer, train, val)``.
+    ``corpus``: a corpus name (``corpus.load_corpus``, cut to ``max_chars``) or a list of document
+    strings. ``tokenizer``: a tokenizer; None fits a ``CharTokenizer`` on all the text (the smallest
+    vocabulary that covers it); or a function ``train_docs -> tokenizer`` (a BPE fitted on the
+    training split only). With ``val_fraction=0`` or fewer than two documents there is no validation
+    split (``val`` is None), and ``optional_val=True`` also gives None when the validation text is
+    too short for one block. Extra keyword arguments go to ``PackedDataset``. Returns
+    ``(tokenizer, train, val)``; ``len(ds.offsets) - 1`` is the number of documents in a split.
     """
     from .corpus import load_corpus, train_val_split
     from .tokenizer import CharTokenizer
 
-    train_docs, val_docs = train_val_split(load_corpus(corpus, max_chars=max_chars),
-                                           val_fraction=val_fraction, seed=seed)
+    docs = load_corpus(corpus, max_chars=max_chars) if isinstance(corpus, str) else list(corpus)
+    train_docs, val_docs = (train_val_split(docs, val_fraction=val_fraction, seed=seed)
+                            if val_fraction > 0 and len(docs) >= 2 else (docs, []))
     if tokenizer is None:
         tokenizer = CharTokenizer.from_texts(train_docs + val_docs)
-    return (tokenizer, PackedDataset(train_docs, tokenizer, block_size=block_size, **kwargs),
-            PackedDataset(val_docs, tokenizer, block_size=block_size, **kwargs))
+    elif callable(tokenizer) and not hasattr(tokenizer, "encode"):
+        tokenizer = tokenizer(train_docs)
+    train = PackedDataset(train_docs, tokenizer, block_size=block_size, **kwargs)
+    val = None
+    if val_docs:
+        try:
+            val = PackedDataset(val_docs, tokenizer, block_size=block_size, **kwargs)
+        except ValueError:
+            if not optional_val:
+                raise
+    return tokenizer, train, val
 
 # --------------------------------------------------------------------------------------------
 # supervised fine-tuning on chats
@@ -502,7 +532,7 @@ class SFTDataset(Dataset):
         self.pad_id = tokenizer.pad_id
 
         bos_text = getattr(tokenizer, "bos_token", "<|im_start|>")
-        headers = {r: tokenizer.encode(f"{bos_text}{r}\n") for r in ("system", "user", "assistant")}
+        headers = {r: tokenizer.encode(f"{bos_text}{r}\n") for r in CHAT_ROLES}
         end = [tokenizer.eos_id] + tokenizer.encode("\n")
         contents = iter(tokenizer.encode_batch([m["content"] for c in convs for m in c]))
 

@@ -24,7 +24,7 @@ from .attention import Attention, AttentionInputs, build_attention_mask
 from .config import ModelConfig
 from .ffn import build_ffn
 from .kv_cache import KVCache
-from .losses import REDUCTIONS, masked_cross_entropy
+from .losses import IGNORE_INDEX, REDUCTIONS, masked_cross_entropy
 from .norm import build_norm
 from .positions import build_positions
 
@@ -370,7 +370,7 @@ class Transformer(nn.Module):
                                  f"ignore), got {shape}")
             if labels.dtype.is_floating_point or labels.dtype == torch.bool:
                 raise ValueError(f"labels must be an integer tensor (torch.long), got dtype {labels.dtype}")
-            llo, lhi = torch.aminmax(labels.masked_fill(labels == -100, 0))
+            llo, lhi = torch.aminmax(labels.masked_fill(labels == IGNORE_INDEX, 0))
             if int(llo) < 0 or int(lhi) >= c.vocab_size:
                 bad = int(llo) if int(llo) < 0 else int(lhi)
                 raise ValueError(f"labels contains {bad}; targets must lie in [0, {c.vocab_size - 1}] "

@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple, Uni
 import torch
 from torch import nn
 
+from .data import left_pad
 from .device import synchronize
 
 TokenIds = Union[torch.Tensor, Sequence[int], Sequence[Sequence[int]]]
@@ -149,13 +150,7 @@ def prepare_prompts(input_ids: TokenIds, attention_mask: Optional[Any] = None, p
         if attention_mask is not None:
             raise ValueError("attention_mask must be None when input_ids is a list: lists of different "
                              "lengths are left-padded and masked automatically")
-        rows = _rows_from_list(input_ids)
-        T = max(len(r) for r in rows)
-        ids = torch.full((len(rows), T), pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), T), dtype=torch.long)
-        for b, row in enumerate(rows):
-            ids[b, T - len(row):] = torch.tensor(row, dtype=torch.long)
-            mask[b, T - len(row):] = 1
+        ids, mask = left_pad(_rows_from_list(input_ids), pad_token_id)
     else:
         if not isinstance(input_ids, torch.Tensor):
             if hasattr(input_ids, "__array__"):

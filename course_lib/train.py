@@ -54,7 +54,7 @@ from torch import nn
 from . import distributed as D
 from .checkpoint import latest_checkpoint, list_checkpoints
 from .config import dataclass_from_dict
-from .device import autocast, pick_device, pick_dtype
+from .device import DTYPE_NAMES, autocast, pick_device, pick_dtype
 from .data import SampleStream, collate_for
 from .losses import IGNORE_INDEX
 from .progress import Display, GracefulInterrupt, TrainHistory
@@ -62,7 +62,7 @@ from .schedule import schedule_fn
 from .train_state import load_optimizer, load_rng, read_train_checkpoint, rng_tensors, write_train_checkpoint
 
 OPTIMIZERS = ("adamw", "sgd")
-DTYPES = ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16")
+DTYPES = ("auto", *DTYPE_NAMES)
 LOSS_REDUCTIONS = ("token_mean", "seq_mean")
 ACCUM_NORMALIZE = ("global_tokens", "per_micro", "none")
 

@@ -15,6 +15,7 @@ The numbers in metadata.json are what the notebooks quote, so they are measured 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import platform
 import sys
@@ -24,15 +25,13 @@ from pathlib import Path
 
 import torch
 
-import json
-
 from course_lib import __version__
-from course_lib.checkpoint import atomic_write_dir, write_model_files
-from course_lib.config import ModelConfig
-from course_lib.corpus import DEFAULT_CORPUS, load_corpus, train_val_split
-from course_lib.data import PackedDataset
+from course_lib.checkpoint import DEFAULT_PRETRAINED, PRETRAINED_DIR, atomic_write_dir, write_model_files
+from course_lib.config import PRETRAINED_RECIPE, ModelConfig
+from course_lib.corpus import DEFAULT_CORPUS
+from course_lib.data import packed_splits
+from course_lib.device import set_threads
 from course_lib.model import Transformer
-from course_lib.checkpoint import DEFAULT_PRETRAINED, PRETRAINED_DIR
 from course_lib.tokenizer import train_tokenizer
 from course_lib.train import TrainConfig, Trainer
 
@@ -41,37 +40,35 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--name", default=DEFAULT_PRETRAINED, help="folder name under course_lib/assets/pretrained/")
     p.add_argument("--corpus", default=DEFAULT_CORPUS)
-    p.add_argument("--vocab-size", type=int, default=6400)
-    p.add_argument("--seq-len", type=int, default=256)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--max-steps", type=int, default=1000)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--min-lr", type=float, default=2e-4)
-    p.add_argument("--warmup-steps", type=int, default=100)
-    p.add_argument("--eval-every", type=int, default=200)
+    r = PRETRAINED_RECIPE                              # the recipe lives with the presets (config.py)
+    p.add_argument("--vocab-size", type=int, default=r["vocab_size"])
+    p.add_argument("--seq-len", type=int, default=r["seq_len"])
+    p.add_argument("--batch-size", type=int, default=r["batch_size"])
+    p.add_argument("--max-steps", type=int, default=r["max_steps"])
+    p.add_argument("--lr", type=float, default=r["lr"])
+    p.add_argument("--min-lr", type=float, default=r["min_lr"])
+    p.add_argument("--warmup-steps", type=int, default=r["warmup_steps"])
+    p.add_argument("--eval-every", type=int, default=r["eval_every"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's choice; 1 is faster on a busy machine)")
     p.add_argument("--out", default=None, help="target folder (default: the shipped asset folder)")
     args = p.parse_args(argv)
     if args.threads:
-        torch.set_num_threads(args.threads)
+        set_threads(args.threads)
 
     t_start = time.time()
     torch.manual_seed(args.seed)
-    docs = load_corpus(args.corpus)
-    train_docs, val_docs = train_val_split(docs, val_fraction=0.02, seed=args.seed)
-    print(f"corpus {args.corpus}: {len(train_docs)} train / {len(val_docs)} val articles, "
-          f"{sum(map(len, docs)):,} characters", flush=True)
-
     t = time.time()
-    tokenizer = train_tokenizer(train_docs, vocab_size=args.vocab_size)
-    print(f"tokenizer: vocab {tokenizer.vocab_size} in {time.time() - t:.1f} s", flush=True)
-    train_set = PackedDataset(train_docs, tokenizer, block_size=args.seq_len)
-    val_set = PackedDataset(val_docs, tokenizer, block_size=args.seq_len)
+    tokenizer, train_set, val_set = packed_splits(       # the BPE is fitted on the training articles only
+        args.corpus, args.seq_len, lambda train_docs: train_tokenizer(train_docs, vocab_size=args.vocab_size),
+        val_fraction=PRETRAINED_RECIPE["val_fraction"], seed=args.seed)
+    n_train, n_val = len(train_set.offsets) - 1, len(val_set.offsets) - 1
+    print(f"corpus {args.corpus}: {n_train} train / {n_val} val articles; tokenizer: vocab {tokenizer.vocab_size}; "
+          f"{time.time() - t:.1f} s", flush=True)
     print(f"data: {train_set}; val {len(val_set)} blocks", flush=True)
 
-    config = ModelConfig.tiny(vocab_size=tokenizer.vocab_size)
+    config = ModelConfig.preset(PRETRAINED_RECIPE["preset"], vocab_size=tokenizer.vocab_size)
     torch.manual_seed(args.seed)
     model = Transformer(config)
     print(f"model: tiny preset, {model.num_parameters():,} parameters", flush=True)
@@ -90,8 +87,8 @@ def main(argv=None) -> int:
         "format_version": 1, "course_lib_version": __version__, "num_parameters": model.num_parameters(),
         "name": args.name,
         "command": "python scripts/build_pretrained.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "preset": "tiny", "corpus": args.corpus, "seed": args.seed,
-        "train_documents": len(train_docs), "val_documents": len(val_docs),
+        "preset": PRETRAINED_RECIPE["preset"], "corpus": args.corpus, "seed": args.seed,
+        "train_documents": n_train, "val_documents": n_val,
         "train_tokens_in_corpus": int(train_set.tokens.numel()), "seq_len": args.seq_len,
         "steps": history.step[-1], "batch_size": args.batch_size, "tokens_seen": history.tokens[-1],
         "epochs": round(history.tokens[-1] / max(1, len(train_set) * args.seq_len), 2),

@@ -10,6 +10,8 @@ from typing import TypeVar
 
 import torch
 
+from ..device import set_threads
+
 BUDGETS = ("fast", "full")
 T = TypeVar("T")
 
@@ -41,11 +43,7 @@ def set_budget_threads() -> int:
     and on a busy laptop two threads can be several times slower than one. So the fast budget uses
     one thread; the full budget keeps torch's default. ``$COURSE_THREADS`` overrides both.
     """
+    if budget() == "fast":
+        return set_threads(small_work=True)
     override = os.environ.get("COURSE_THREADS", "").strip()
-    if override:
-        if not override.isdigit() or int(override) < 1:
-            raise ValueError(f"COURSE_THREADS={override!r} must be a positive integer")
-        torch.set_num_threads(int(override))
-    elif budget() == "fast" and not torch.cuda.is_available():
-        torch.set_num_threads(1)
-    return torch.get_num_threads()
+    return set_threads() if override else torch.get_num_threads()   # full budget: torch's default

@@ -17,6 +17,8 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 
+from ..data import left_pad  # noqa: F401  (re-exported: the one left-padding helper lives in the core)
+from ..device import DTYPE_NAMES
 from .measure import median_time, threads
 
 __all__ = [
@@ -68,8 +70,7 @@ MODEL_CARDS: Dict[str, ModelCard] = {c.name: c for c in (
 
 
 # ----------------------------------------------------------------------------------------- memory
-_DTYPE_BYTES = {"fp32": 4, "float32": 4, "fp16": 2, "float16": 2, "bf16": 2, "bfloat16": 2,
-                "int8": 1, "fp8": 1, "int4": 0.5}
+_DTYPE_BYTES = {**{name: dt.itemsize for name, dt in DTYPE_NAMES.items()}, "int8": 1, "fp8": 1, "int4": 0.5}
 
 
 def bytes_per_element(dtype: Union[torch.dtype, str, int, float]) -> float:
@@ -269,19 +270,6 @@ def recompute_logits(model, tokens: torch.Tensor, n_new: int) -> torch.Tensor:
     ``(B, n_new, V)``."""
     logits = model(tokens[:, :-1]).logits
     return logits[:, -n_new:]
-
-
-def left_pad(sequences: Sequence[Sequence[int]], pad_id: int = 0):
-    """Left-pad token lists into ``(ids (B, T), attention_mask (B, T))`` long tensors."""
-    if not sequences or any(len(s) == 0 for s in sequences):
-        raise ValueError("sequences must be a non-empty list of non-empty token lists")
-    T = max(len(s) for s in sequences)
-    ids = torch.full((len(sequences), T), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), T), dtype=torch.long)
-    for i, s in enumerate(sequences):
-        ids[i, T - len(s):] = torch.as_tensor(list(s), dtype=torch.long)
-        mask[i, T - len(s):] = 1
-    return ids, mask
 
 
 # ----------------------------------------------------------------------------------------- extrapolation

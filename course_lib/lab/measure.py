@@ -22,6 +22,9 @@ from typing import Callable, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
+from ..device import synchronize
+from ..losses import IGNORE_INDEX
+
 __all__ = [
     "median_time", "threads",
     "TimeResult", "time_fn", "saved_tensor_bytes", "peak_rss_delta", "cuda_peak_bytes", "peak_tensor_bytes",
@@ -43,10 +46,8 @@ class TimeResult:
 
 
 def _sync(device) -> None:
-    if device is not None and torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device is not None and torch.device(device).type == "mps":
-        torch.mps.synchronize()
+    if device is not None:
+        synchronize(device)
 
 
 def time_fn(fn: Callable[[], object], *, repeat: int = 5, warmup: int = 1, device=None) -> TimeResult:
@@ -300,17 +301,17 @@ def bits_per_char(model, tokenizer, texts: Sequence[str], seq_len: Optional[int]
         chunk, mchunk = windows[i:i + batch_size], masks[i:i + batch_size]
         T = max(len(w) for w in chunk) - 1
         x = torch.zeros(len(chunk), T, dtype=torch.long)
-        y = torch.full((len(chunk), T), -100, dtype=torch.long)
+        y = torch.full((len(chunk), T), IGNORE_INDEX, dtype=torch.long)
         for r, (w, m) in enumerate(zip(chunk, mchunk)):
             n = len(w) - 1
             x[r, :n] = w[:-1]
-            y[r, :n] = torch.where(m, w[1:], torch.tensor(-100))
+            y[r, :n] = torch.where(m, w[1:], torch.tensor(IGNORE_INDEX))
         logits = model(x.to(device)).logits.float()
         y = y.to(device)
-        nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-100,
+        nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=IGNORE_INDEX,
                               reduction="sum")
         total += float(nll)
-        count += int((y != -100).sum())
+        count += int((y != IGNORE_INDEX).sum())
     model.train(was_training)
     return BpcResult(total / math.log(2) / n_chars, total / max(count, 1), count, n_chars)
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from ..device import DTYPE_NAMES
+
 __all__ = ["COMPONENTS", "ParamBreakdown", "breakdown", "breakdown_of", "naive_formula", "shape_for_budget",
            "bytes_for"]
 
@@ -160,7 +162,7 @@ def shape_for_budget(target: int, n_layers: int, base_config, dims=range(16, 204
 
 def bytes_for(n_params: int, dtype: str = "float32") -> int:
     """Bytes to store ``n_params`` numbers: float32 4, bfloat16/float16 2, int8 1."""
-    size = {"float32": 4, "fp32": 4, "bfloat16": 2, "bf16": 2, "float16": 2, "fp16": 2, "int8": 1}
+    size = {**{name: dt.itemsize for name, dt in DTYPE_NAMES.items()}, "int8": 1}
     if dtype not in size:
         raise ValueError(f"dtype={dtype!r} must be one of {sorted(size)}")
     return n_params * size[dtype]

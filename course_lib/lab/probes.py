@@ -16,6 +16,7 @@ from typing import Dict, List
 
 import torch
 
+from ..losses import IGNORE_INDEX
 from . import attention_math as am
 
 Tensor = torch.Tensor
@@ -106,7 +107,7 @@ def task_accuracy(model, task, max_batch: int = 512) -> float:
         for i in range(0, len(task), max_batch):
             x, y = task.input_ids[i:i + max_batch], task.labels[i:i + max_batch]
             acc = answer_accuracy(model(x.to(_device(model))).logits.cpu(), y)
-            n = int((y != -100).sum())
+            n = int((y != IGNORE_INDEX).sum())
             right += acc["token_accuracy"] * n
             total += n
     return right / max(total, 1)
@@ -121,7 +122,7 @@ def task_loss(model, task, max_batch: int = 512) -> float:
             dev = _device(model)
             out = model(x.to(dev), labels=y.to(dev), loss_reduction="sum")
             tot += float(out.loss)
-            n += int((y != -100).sum())
+            n += int((y != IGNORE_INDEX).sum())
     return tot / max(n, 1)
 
 
@@ -140,5 +141,5 @@ def dataset_loss(model, dataset, max_items: int = 64, batch_size: int = 32) -> f
             y = b["labels"]
             out = model(b["input_ids"].to(dev), labels=y.to(dev), loss_reduction="sum")
             tot += float(out.loss)
-            n += int((y != -100).sum())
+            n += int((y != IGNORE_INDEX).sum())
     return tot / max(n, 1)

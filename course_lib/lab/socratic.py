@@ -27,6 +27,8 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
+from ..progress import in_notebook
+
 __all__ = [
     "Prediction", "RevealResult", "Claim", "ClaimsTable",
     "predict", "reveal", "claims_table", "question", "essence",
@@ -49,12 +51,7 @@ def is_live_frontend() -> bool:
     """
     if os.environ.get("COURSE_HEADLESS", "").strip().lower() in ("1", "true", "yes", "on"):
         return False
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    if shell is None or getattr(shell, "kernel", None) is None:
+    if not in_notebook():                       # a kernel with a front end (course_lib.progress decides)
         return False
     try:
         import ipywidgets  # noqa: F401
