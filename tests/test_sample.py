@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from adapters import reference_generate
 from course_lib.beam import beam_search, sequence_log_prob
 from course_lib.config import ModelConfig
 from course_lib.model import Transformer
@@ -166,10 +167,10 @@ def test_greedy_is_argmax_of_the_full_forward(model):
         assert int(out[0, t]) == int(logits.argmax())
 
 
-def test_batched_left_padded_equals_each_prompt_alone_and_uncached(model):
+def test_batched_left_padded_equals_each_prompt_alone_and_full_recompute(model):
     batched = generate(model, PROMPTS, 12, temperature=0)
-    uncached = generate(model, PROMPTS, 12, temperature=0, use_cache=False)
-    assert torch.equal(batched, uncached)
+    assert torch.equal(batched, reference_generate(model, PROMPTS, 12))          # no cache, every step anew
+    assert torch.equal(generate(model, PROMPTS, 12, temperature=0, use_cache=False), batched)
     T = max(map(len, PROMPTS))
     for b, prompt in enumerate(PROMPTS):
         alone = generate(model, [prompt], 12, temperature=0)
@@ -186,10 +187,10 @@ def test_tensor_with_mask_equals_list_input(model):
     assert torch.equal(a, b)
 
 
-def test_sampling_cached_equals_uncached_with_the_same_generator(model):
+def test_sampling_cached_equals_full_recompute_with_the_same_generator(model):
     args = dict(temperature=0.9, top_k=50, top_p=0.95, repetition_penalty=1.2)
     a = generate(model, PROMPTS, 10, generator=torch.Generator().manual_seed(7), **args)
-    b = generate(model, PROMPTS, 10, generator=torch.Generator().manual_seed(7), use_cache=False, **args)
+    b = reference_generate(model, PROMPTS, 10, generator=torch.Generator().manual_seed(7), **args)
     c = generate(model, PROMPTS, 10, generator=torch.Generator().manual_seed(8), **args)
     assert torch.equal(a, b)
     assert not torch.equal(a, c)

@@ -3,6 +3,7 @@ import math
 
 import pytest
 
+from adapters import commit_prediction, prediction_widget
 from course_lib.lab import socratic as s
 
 
@@ -147,17 +148,17 @@ def test_fmt():
 def test_widget_commit_records_prediction():
     pytest.importorskip("ipywidgets")
     p = s.Prediction("k", "q", ["up", "down"], "choice")
-    box = s._build_widget(p)
+    box = prediction_widget(p)
     control = box.children[0]
-    p._on_commit()  # nothing chosen yet
+    commit_prediction(p)  # nothing chosen yet
     assert not p.committed
     control.value = "down"
-    p._on_commit()
+    commit_prediction(p)
     assert p.committed and p.value == "down"
     q = s.Prediction("n", "q", None, "number")
-    box = s._build_widget(q)
+    box = prediction_widget(q)
     box.children[0].value = 0.41
-    q._on_commit()
+    commit_prediction(q)
     assert q.committed and math.isclose(q.value, 0.41)
     r = s.reveal(q, 0.413, tolerance=0.05)
     assert r.correct is True
