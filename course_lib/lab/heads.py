@@ -29,7 +29,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from torch.utils.data import Dataset
 
-from ..data import IGNORE_INDEX
+from ..losses import IGNORE_INDEX
 from . import attention_math as am
 from .probes import _eval_mode, capture
 from .synthetic import BOS
