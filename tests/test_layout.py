@@ -73,3 +73,9 @@ def test_no_core_module_is_longer_than_the_limit():
 def test_the_core_stays_small():
     concepts = [p.name for p in CORE_MODULES if p.name not in PLUMBING]
     assert len(concepts) <= MAX_MODULES, f"{len(concepts)} core modules (at most {MAX_MODULES}): {concepts}"
+
+
+def test_design_doc_lists_every_core_module():
+    doc = (CORE_DIR.parent / "docs" / "design.md").read_text(encoding="utf-8")
+    missing = [p.name for p in CORE_MODULES if p.name != "__init__.py" and f"`{p.name}`" not in doc]
+    assert not missing, f"docs/design.md does not list {missing}"
