@@ -42,7 +42,7 @@ from common import (human_bytes, interleaved_times, machine_summary, markdown_ta
                     timed)
 
 from course_lib.config import ModelConfig  # noqa: E402
-from course_lib.device import autocast, pick_device  # noqa: E402
+from course_lib.device import autocast, pick_device, set_threads  # noqa: E402
 from course_lib.export import export_hf_llama  # noqa: E402
 from course_lib.model import Transformer  # noqa: E402
 from course_lib.sample import generate  # noqa: E402
@@ -409,7 +409,7 @@ def main(argv=None) -> None:
     p.add_argument("--child-memory", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.threads:
-        torch.set_num_threads(args.threads)
+        set_threads(args.threads)
     if args.child_memory:
         child_memory(args.child_memory, args.batch, args.seq)
         return

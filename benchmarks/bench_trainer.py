@@ -29,7 +29,7 @@ from common import machine_summary, markdown_table, peak_flops, timed  # noqa: E
 
 from course_lib.config import ModelConfig  # noqa: E402
 from course_lib.data import PackedDataset, collate  # noqa: E402
-from course_lib.device import synchronize  # noqa: E402
+from course_lib.device import set_threads, synchronize  # noqa: E402
 from course_lib.model import Transformer  # noqa: E402
 from course_lib.train import TrainConfig, Trainer, param_groups  # noqa: E402
 
@@ -185,7 +185,7 @@ def main(argv=None) -> None:
     p.add_argument("--gpu-steps", type=int, default=20)
     args = p.parse_args(argv)
     if args.threads:
-        torch.set_num_threads(args.threads)
+        set_threads(args.threads)
     if args.quick:
         args.repeats, args.data_batches, args.overhead_steps, args.overhead_repeats = 2, 100, 4, 2
         args.data_chars = 200_000
