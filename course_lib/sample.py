@@ -404,8 +404,9 @@ def _plan(model, input_ids, max_new_tokens, temperature, top_k, top_p, repetitio
 class _Generation:
     """The decoding loop, one step per ``next()``; the same code serves generate and stream_generate."""
 
-    def __init__(self, model: nn.Module, plan: _Plan, measure: bool = False):
+    def __init__(self, model: nn.Module, plan: _Plan, measure: bool = False, keep_logits: bool = False):
         self.model, self.plan, self.measure = model, plan, measure
+        self.logits: Optional[List[torch.Tensor]] = [] if keep_logits else None   # (B, V) per step
         p = plan
         B, T = p.ids.shape
         self.B, self.T = B, T
@@ -469,6 +470,8 @@ class _Generation:
         start = time.perf_counter() if self.measure else 0.0
         with torch.inference_mode():
             logits = self._forward(step)
+            if self.logits is not None:
+                self.logits.append(logits.float())
             token = self._choose(logits)
             if self.finished is not None:
                 # A finished row emits padding from now on; its model outputs are ignored.
@@ -519,8 +522,8 @@ class _GenerationMode:
             self.model.check_inputs = self.had_checks
 
 
-def _run(model: nn.Module, plan: _Plan, measure: bool) -> _Generation:
-    gen = _Generation(model, plan, measure)
+def _run(model: nn.Module, plan: _Plan, measure: bool, keep_logits: bool = False) -> _Generation:
+    gen = _Generation(model, plan, measure, keep_logits)
     with _GenerationMode(model):
         while True:
             token = gen.step()
@@ -536,8 +539,8 @@ def generate(model: nn.Module, input_ids: TokenIds, max_new_tokens: int, tempera
              eos_token_id: Union[None, int, Sequence[int]] = None, use_cache: bool = True,
              generator: Optional[torch.Generator] = None, attention_mask: Optional[torch.Tensor] = None,
              pad_token_id: int = 0, truncate: bool = False,
-             callback: Optional[Callable[[int, torch.Tensor], Any]] = None, return_stats: bool = False
-             ) -> Union[torch.Tensor, Tuple[torch.Tensor, GenerationStats]]:
+             callback: Optional[Callable[[int, torch.Tensor], Any]] = None, return_stats: bool = False,
+             return_logits: bool = False) -> Union[torch.Tensor, Tuple[torch.Tensor, ...]]:
     """Continue each prompt by up to ``max_new_tokens`` tokens; returns ``(B, T + n)`` LongTensor.
 
     input_ids: a list of ints (one prompt), a list of lists of different lengths (left-padded here
@@ -553,14 +556,17 @@ def generate(model: nn.Module, input_ids: TokenIds, max_new_tokens: int, tempera
     truncate: a prompt that is too long keeps its last tokens instead of raising ``ValueError``.
     callback: ``callback(step, tokens (B,))`` after every step; return True to stop early.
     return_stats: also return a :class:`GenerationStats` (prefill vs decode seconds and tokens/s).
+    return_logits: also return the logits each new token was chosen from, ``(B, n, V)`` float32
+        (before temperature and filtering), after the stats when both are asked for.
 
     The model runs in eval mode under ``torch.inference_mode`` (its train/eval mode is restored).
     """
     plan = _plan(model, input_ids, max_new_tokens, temperature, top_k, top_p, repetition_penalty, eos_token_id,
                  use_cache, generator, attention_mask, pad_token_id, truncate, callback)
-    gen = _run(model, plan, return_stats)
-    out = gen.output()
-    return (out, gen.stats()) if return_stats else out
+    gen = _run(model, plan, return_stats, return_logits)
+    extras = ((gen.stats(),) if return_stats else ()) + \
+        ((torch.stack(gen.logits, dim=1).clone() if gen.logits else None,) if return_logits else ())
+    return (gen.output(), *extras) if extras else gen.output()
 
 
 def stream_generate(model: nn.Module, input_ids: TokenIds, max_new_tokens: int, temperature: float = 1.0,

@@ -246,22 +246,14 @@ def generation_speedup(model, prompt: torch.Tensor, max_new_tokens: int, repeats
 # ----------------------------------------------------------------------------------------- correctness
 @torch.no_grad()
 def cached_decode_logits(model, prompt: torch.Tensor, max_new_tokens: int):
-    """Greedy decoding written out step by step with the KV cache: returns ``(tokens (B, T + n),
+    """Greedy decoding with the KV cache (``course_lib.generate``): returns ``(tokens (B, T + n),
     logits (B, n, V))`` where ``logits[:, i]`` is what the model said before choosing new token ``i``.
 
     The reference to compare it with is :func:`recompute_logits`: one full forward over the final
     sequence, where nothing is cached."""
-    B, T = prompt.shape
-    cache = model.new_kv_cache(B, T + max_new_tokens)
-    out = model(prompt, kv_cache=cache)
-    step_logits = [out.logits[:, -1]]
-    ids = prompt
-    for _ in range(max_new_tokens - 1):
-        nxt = step_logits[-1].argmax(-1, keepdim=True)
-        ids = torch.cat([ids, nxt], dim=1)
-        step_logits.append(model(nxt, kv_cache=cache).logits[:, -1])
-    ids = torch.cat([ids, step_logits[-1].argmax(-1, keepdim=True)], dim=1)
-    return ids, torch.stack(step_logits, dim=1)
+    from ..sample import generate
+
+    return generate(model, prompt, max_new_tokens, temperature=0.0, return_logits=True)   # the library's loop
 
 
 @torch.no_grad()
