@@ -292,6 +292,9 @@ reveal(p_vocab, measured=f"{best}: {sweep[best]['bpc']:.2f} bits/char", answer=b
 
 # %%
 claims = [
+    Claim("S000-Q1", "text becomes numbers because computers only process numbers", "the reason",
+          "true of every input; the choice that matters is the unit (bytes, characters, BPE tokens) measured above",
+          holds=None, verdict="true but shallow: the follow-up questions carry the substance"),
     Claim("S000-Q1.1", "「你好」 in ASCII is [228, 189, 160, 229, 165, 189]", "ASCII",
           f"ASCII cannot encode it; {utf8} are its UTF-8 bytes", holds=ascii_ok,
           verdict="the numbers hold; the label is wrong (UTF-8)"),
@@ -304,7 +307,9 @@ claims = [
     Claim("S000-Q1.2", "vocabulary 1000 -> embedding 512KB; 100000 -> 200MB", "512KB / 200MB",
           f"{emb_params[1000]:,} parameters = {bytes_for(emb_params[1000]) / 1e6:.2f} MB; "
           f"{emb_params[100_000] / 1e6:.1f}M = {bytes_for(emb_params[100_000]) / 1e6:.1f} MB (float32)",
-          holds=False, verdict="mixed units: the first is a parameter count"),
+          holds=abs(bytes_for(emb_params[1000]) / 512_000 - 1) < 0.1
+          and abs(bytes_for(emb_params[100_000]) / 200e6 - 1) < 0.1,
+          verdict="mixed units: the first is a parameter count, the second bytes"),
     Claim("S000-Q1.2", "100000 x 512 = 51.2M, about twice the 26M model", "51.2M",
           f"{emb_params[100_000] / 1e6:.1f}M", holds=emb_params[100_000] == 51_200_000),
     Claim("S000-Q1.2", "「机器学习很有趣」: 12 / 6 / 5 tokens at 1000 / 6400 / 100000", "12 / 6 / 5",

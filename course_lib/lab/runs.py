@@ -12,7 +12,7 @@ from ..config import ModelConfig
 from ..model import Transformer
 from ..train import TrainConfig, Trainer, TrainHistory, TrainingDiverged
 
-__all__ = ["QUIET", "seeded_model", "train_run"]
+__all__ = ["QUIET", "seeded_model", "train_run", "spikes", "train_model"]
 
 # Settings that make a Trainer quiet and deterministic; experiments choose everything else.
 QUIET = dict(shuffle=False, eval_every=0, save_every=0, out_dir=None, log_every=0, progress=False,
@@ -39,3 +39,32 @@ def train_run(model_config: ModelConfig, train_data, train_config: TrainConfig, 
         return trainer.fit(), None
     except TrainingDiverged as err:
         return trainer.history, err.step
+
+
+def spikes(values, factor: float = 3.0, window: int = 10, min_history: int = 3) -> list[int]:
+    """Indices where a series jumps above ``factor`` times the median of the ``window`` values before.
+
+    A loss or gradient-norm *spike* is relative to its recent level, not an absolute threshold.
+    Non-finite values count as spikes. The first ``min_history`` values are never spikes (no level yet).
+    """
+    import math
+    import statistics
+
+    if factor <= 1 or window < 1 or min_history < 1:
+        raise ValueError(f"need factor > 1, window >= 1, min_history >= 1; got {factor}, {window}, {min_history}")
+    found = []
+    for i, v in enumerate(values):
+        history = [x for x in values[max(0, i - window):i] if math.isfinite(x)]
+        if len(history) < min_history:
+            continue
+        if not math.isfinite(v) or v > factor * statistics.median(history):
+            found.append(i)
+    return found
+
+
+def train_model(model_config: ModelConfig, train_data, train_config: TrainConfig, seed: int = 0):
+    """Like :func:`train_run` for runs that are expected to finish, when the trained weights are what
+    the experiment measures next: returns ``(model, history)``; a divergence raises ``TrainingDiverged``."""
+    model = seeded_model(model_config, seed)
+    history = Trainer(model, train_data, train_config.replace(**QUIET, seed=seed)).fit()
+    return model, history
