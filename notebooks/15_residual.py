@@ -331,7 +331,7 @@ reveal(p_id, measured=f"nonzero: {live_names}; zero: {zero_names}",
 # %%
 TRAIN_DEPTH = by_budget(fast=8, full=32)
 TRAIN_DIM = by_budget(fast=32, full=64)
-TRAIN_STEPS = by_budget(fast=80, full=1500)
+TRAIN_STEPS = by_budget(fast=80, full=600)
 SEEDS = by_budget(fast=[0, 1], full=[0, 1, 2])
 VARIANTS = {"residual": {}, "residual, zero init": {"zero_init_out": True},
             "no residual (std 0.1)": {"residual": False, "init_std": 0.1}}
@@ -372,7 +372,7 @@ assert all(r["runs"] == len(SEEDS) for r in table.values())
 # The verdicts above are computed with a margin at least the spread over seeds, so "about equal" is
 # a legitimate outcome. A run counted as diverged here either hit a NaN or ended no better than the
 # unigram entropy (the printed reasons say which); under the fast budget (8 blocks, 80 steps) the
-# second can also mean "slow", which is why the full budget (32 blocks, 1500 steps, 3 seeds) repeats
+# second can also mean "slow", which is why the full budget (32 blocks, 600 steps, 3 seeds) repeats
 # the comparison where depth has room to bite.
 #
 # ## Claims
@@ -418,8 +418,8 @@ claims_table([
 #   is (T·D)²; larger models have more directions, which can only widen the spread.
 # * The fast training comparison is 8 blocks and 80 steps: it shows that every variant trains
 #   (or diverges, counted), but a gap between them can stay inside the seed range. The full budget
-#   (32 blocks, 64 wide, 1500 steps, 3 seeds; a few minutes on a GPU) is where the depth penalty of
-#   the no-residual stack has room to appear.
+#   (32 blocks, 64 wide, 600 steps, 3 seeds, 9 runs; several minutes on a GPU, not run while writing
+#   this notebook) is where the depth penalty of the no-residual stack has room to appear.
 # * Whether a no-residual stack dies or explodes depends on the initialisation; we show two inits,
 #   not a search for the best one (Schoenholz et al. 2017 study that edge).
 
