@@ -31,4 +31,5 @@ Import the instruments as submodules::
 | ``markov`` | a second-order Markov source with known next-token distributions, KL per position, off-source steps |
 | ``padding`` | padded segments, clean-text P(pad)/loss, tokens before a pad, batch padding and truncation waste |
 | ``embedding_probes`` | random near-orthogonality, nearest neighbours, group cosines, analogy ranks |
+| ``head_count`` | head-count instruments: the pair-lookup task, averaged full-width heads, attention time across h, seeded train-and-score |
 """
