@@ -342,16 +342,6 @@ def _positive_int(text: str) -> int:
     return v
 
 
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"{v} must be > 0")
-    return v
-
-
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     from .corpus import CORPORA, DEFAULT_CORPUS
 
