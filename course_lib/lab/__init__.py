@@ -31,5 +31,7 @@ Import the instruments as submodules::
 | ``markov`` | a second-order Markov source with known next-token distributions, KL per position, off-source steps |
 | ``padding`` | padded segments, clean-text P(pad)/loss, tokens before a pad, batch padding and truncation waste |
 | ``embedding_probes`` | random near-orthogonality, nearest neighbours, group cosines, analogy ranks |
+| ``ffn_probes`` | FFN ablation, the logit lens and early exit by confidence, exact zeros in the hidden layer |
+| ``causality`` | position-by-position Jacobians and loss gradients, one-position update effects, prefix vs cached logits |
 | ``head_count`` | head-count instruments: the pair-lookup task, averaged full-width heads, attention time across h, seeded train-and-score |
 """
