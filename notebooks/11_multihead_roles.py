@@ -387,9 +387,10 @@ for ax, s in zip(axes[0], SEEDS):
     viz.heatmap(deltas[s], ax=ax, annotate=True, title=f"seed {s}: loss rise without the head (nats)")
     ax.set_xlabel("head index"); ax.set_ylabel("layer")
 fig.tight_layout()
-top_is_scored = []
+top_is_scored, top_layers = [], set()
 for s in SEEDS:
     li, hi = divmod(int(deltas[s].argmax()), HEADS)
+    top_layers.add(li)
     top_is_scored.append(runs[s]["roles"][li][hi] not in ("broad", "mixed"))
     print(f"seed {s}: most important head = layer {li} head {hi} ({runs[s]['roles'][li][hi]}), "
           f"+{float(deltas[s].max()):.2f} nats; median head +{float(deltas[s].median()):.3f}")
@@ -738,13 +739,13 @@ claims_table([
 # ## The essence
 
 # %%
-first_roles = sorted({r for sd in SEEDS for r in runs[sd]["roles"][0]} - {"mixed", "broad"})
 essence(f"""
 Heads are not pushed apart by anything in the architecture: identical heads get identical gradients and
-stay identical (here bitwise, {SYM_STEPS} steps), so their diversity comes from random initialisation,
-or dropout, and from whatever the loss rewards. At initialisation every head attends almost uniformly;
-training gives them roles that we find only by measuring attention on controlled inputs and confirming
-by ablation (here the first layer's {', '.join(first_roles) or 'no clear'} heads carried the most weight).
+stay identical (here {'bitwise' if bitwise else 'to float rounding'}, {SYM_STEPS} steps), so their diversity
+comes from random initialisation, or dropout, and from whatever the loss rewards. At initialisation every
+head attends almost uniformly; training gives them roles that we find only by measuring attention on
+controlled inputs and confirming by ablation (here the most important head sat in layer
+{' or '.join(str(li) for li in sorted(top_layers))} in every seed).
 Which index holds which role is arbitrary: renumbering heads leaves the model unchanged, so a table of
 "head 1-2 does syntax" describes no model. Whether heads can be pruned after training, and whether fewer
 heads would have trained as well, are two separate experiments with separate answers (here
