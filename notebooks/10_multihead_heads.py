@@ -193,29 +193,34 @@ same_storage = (split.data_ptr() == x.data_ptr(), heads_first.data_ptr() == x.da
 print("view shares storage:", same_storage[0], "| transpose shares storage:", same_storage[1],
       "| transpose contiguous:", heads_first.is_contiguous(), "| .contiguous() copies:",
       packed.data_ptr() != x.data_ptr())
-k_t = torch.randn(B, H, T, DK).transpose(1, 2).transpose(1, 2)   # same shape, strided like a split
-t_strided = time_fn(lambda: heads_first @ k_t.transpose(-1, -2), repeat=REPEATS).min
-t_packed = time_fn(lambda: packed @ k_t.contiguous().transpose(-1, -2), repeat=REPEATS).min
+k_split = torch.randn(B, T, H, DK).transpose(1, 2)        # keys split the same way: strided
+k_packed = k_split.contiguous()
+t_strided = time_fn(lambda: heads_first @ k_split.transpose(-1, -2), repeat=REPEATS).min
+t_packed = time_fn(lambda: packed @ k_packed.transpose(-1, -2), repeat=REPEATS).min
 print(f"scores from strided inputs {t_strided * 1e3:.2f} ms, from contiguous {t_packed * 1e3:.2f} ms "
       f"(ratio {t_strided / t_packed:.2f})")
 
 # %%
 assert same_storage == (True, True) and not heads_first.is_contiguous() and packed.data_ptr() != x.data_ptr()
-assert torch.equal(heads_first @ k_t.transpose(-1, -2), packed @ k_t.contiguous().transpose(-1, -2))
+assert torch.allclose(heads_first @ k_split.transpose(-1, -2), packed @ k_packed.transpose(-1, -2), atol=1e-5)
 
 # %% [markdown]
-# The strided and contiguous inputs give identical scores; the time ratio printed above is this
-# machine's price (or not) for the strided layout, since matrix kernels handle simple strides
-# themselves. The real parallelism is that `(B, h)` is one batch of B·h independent matrix products.
-# How well a batch fills the hardware depends on its size. The document's "training GPU
-# utilisation > 90%, batch-1 inference < 30%" has no source; what we can measure is achieved
-# throughput against batch size:
+# The strided and contiguous inputs give the same scores; the time ratio printed above is this
+# machine's price (or not) for the strided layout: matrix kernels accept simple strides and may copy
+# internally. The parallelism itself is that `(B, h)` is treated as one batch of B·h independent
+# matrix products, issued as one call. Against a Python loop over the heads:
 
 # %%
-BATCHES = by_budget(fast=[1, 8, 32], full=[1, 8, 64, 256])
-thr_times = {b: hc.attention_times(D_T, [8], 128, batch=b, repeats=REPEATS)[8] for b in BATCHES}
-gflops = {b: fl.layer_flops(128, D_T, 8, batch=b).attention / thr_times[b] / 1e9 for b in BATCHES}
-print("achieved GFLOP/s of one attention layer (n=128, h=8) by batch:", {b: round(g, 1) for b, g in gflops.items()})
+t_batched = time_fn(lambda: packed @ k_packed.transpose(-1, -2), repeat=REPEATS).min
+t_loop = time_fn(lambda: [packed[:, i] @ k_packed[:, i].transpose(-1, -2) for i in range(H)], repeat=REPEATS).min
+loop_scores = torch.stack([packed[:, i] @ k_packed[:, i].transpose(-1, -2) for i in range(H)], dim=1)
+print(f"{H} heads as one batched product: {t_batched * 1e3:.2f} ms; as a loop over heads: {t_loop * 1e3:.2f} ms "
+      f"(loop / batched {t_loop / t_batched:.2f})")
+assert torch.allclose(loop_scores, packed @ k_packed.transpose(-1, -2), atol=1e-5)
+
+# %% [markdown]
+# The document's "training GPU utilisation > 90%, batch-1 inference < 30%" has no source and is not
+# something a CPU run can check; the claims table records it as unsourced.
 
 # %% [markdown]
 # ## 3. How many heads? The sweep, beside the real paper (S000-Q6.2, S001-Preview1)
@@ -251,9 +256,9 @@ p_sweep = predict("S000-Q6.2 sweep",
 # %%
 DIM, LAYERS, SEQ = by_budget(fast=(64, 2, 64), full=(128, 4, 128))
 HS_LM = by_budget(fast=[1, 2, 4, 8, 16], full=[1, 2, 4, 8, 16, 32])
-STEPS = by_budget(fast=120, full=2000)
+STEPS = by_budget(fast=100, full=2000)
 tok, train, val = packed_splits("kjv", block_size=SEQ, max_chars=by_budget(fast=400_000, full=4_000_000))
-VAL_ITEMS = by_budget(fast=64, full=512)
+VAL_ITEMS = by_budget(fast=48, full=512)
 
 
 def lm_config(**kw):
@@ -368,7 +373,8 @@ reveal(p_dk, measured=f"built and ran: W_O is {o_shape[0]}×{o_shape[1]}", answe
 p_dq2 = predict("S001-DQ2-h3 specialise",
                 "With averaged full-width heads, do the heads still attend differently from one another?",
                 choices=["no: averaging makes them identical", "yes, about as diverse as standard heads",
-                         "yes, but clearly less diverse than standard heads"])
+                         "yes, but clearly less diverse than standard heads",
+                         "yes, even more diverse than standard heads"])
 
 # %%
 VARIANTS = {"standard": (dict(n_heads=4), None),           # = the h=4 runs of the sweep above
@@ -387,7 +393,7 @@ dq2 = {name: sweep[4] if name == "standard" else
 dq2_flops = {name: fl.config_layer_flops(lm_config(**kw), SEQ) for name, (kw, _) in VARIANTS.items()}
 diversity = {name: [layer_diversity(r["model"]) for r in runs] for name, runs in dq2.items()}
 for name, runs in dq2.items():
-    print(f"{name:>18}: trainable attention+FFN params {runs[0]['params']:,}; attention FLOPs/seq "
+    print(f"{name:>18}: trainable params {runs[0]['params']:,}; attention FLOPs/seq "
           f"{dq2_flops[name].attention / 1e6:.1f}M; val loss {[round(r['score'], 3) for r in runs]}; "
           f"{sum(r['seconds'] for r in runs) / len(runs):.1f} s/run; head diversity {[round(d, 3) for d in diversity[name]]}")
 
@@ -407,7 +413,10 @@ print(f"loss vs standard: { {k: round(v, 3) for k, v in loss_gap.items()} } (see
 print(f"head diversity: standard {div_std:.3f}, averaged {div_avg:.3f} (seed range {div_noise:.3f})")
 assert qkv_ratio == 4 and flop_ratio > 2                                   # ×h QKV params, several × FLOPs
 assert div_avg > 0, "averaged heads attended identically"
-if div_avg > div_std - max(div_noise, 0.1 * div_std):
+div_margin = max(div_noise, 0.1 * div_std)         # the seed range, or 10% where seeds agree closely
+if div_avg > div_std + div_margin:
+    dq2_answer = "yes, even more diverse than standard heads"
+elif div_avg >= div_std - div_margin:
     dq2_answer = "yes, about as diverse as standard heads"
 else:
     dq2_answer = "yes, but clearly less diverse than standard heads"
@@ -520,9 +529,10 @@ claims_table([
     Claim("S001-Q7", "'计算量完全相同': the same cost in practice", "same time",
           f"explicit, n=512: 64 heads take {drift:.2f}× the 1-head time", holds=abs(drift - 1) < 0.2,
           verdict=None if abs(drift - 1) < 0.2 else "same FLOPs, not the same time"),
-    Claim("S001-Preview4", "heads are parallel: one batched product over B·h", "batched",
-          f"achieved GFLOP/s grows with batch: {', '.join(f'B={b}: {g:.1f}' for b, g in gflops.items())}",
-          holds=gflops[BATCHES[-1]] > gflops[BATCHES[0]]),
+    Claim("S001-Preview4", "heads run in parallel as one batched product over B·h", "batched",
+          f"same scores; batched {t_batched * 1e3:.2f} ms vs loop over heads {t_loop * 1e3:.2f} ms",
+          holds=t_batched <= t_loop * 1.1, verdict=None if t_batched <= t_loop * 1.1 else
+          "same result; on this machine the batched call was not faster"),
     Claim("S001-Q10", "view/transpose are zero-copy; .contiguous() copies", "zero-copy",
           f"view/transpose share storage {same_storage}; contiguous copies {packed.data_ptr() != x.data_ptr()}",
           holds=same_storage == (True, True) and packed.data_ptr() != x.data_ptr()),
@@ -545,8 +555,7 @@ claims_table([
     Claim("S001-DQ2-h1", "full-width heads: QKV params ×h", f"×{4}", f"×{qkv_ratio:.0f}", holds=qkv_ratio == 4),
     Claim("S001-DQ2-h2", "full-width heads: compute ×h", "×4 (attention)",
           f"attention FLOPs ×{flop_ratio:.2f} (W_O is fixed but still multiplied); training time ×{time_ratio:.2f}",
-          holds=flop_ratio > 2, verdict="holds for QKV and the core; W_O's share makes it ×3.25 here"
-          if abs(flop_ratio - 3.25) < 0.01 else None),
+          holds=abs(flop_ratio - 4) < 0.01),
     Claim("S001-DQ2-h3", "do averaged heads still specialise?", "question",
           f"JS diversity {div_avg:.3f} averaged vs {div_std:.3f} standard", holds=div_avg > 0,
           verdict=dq2_answer),
@@ -555,8 +564,7 @@ claims_table([
           f"head weights the two entries {float(one_head[0]):.2f} / {float(one_head[1]):.2f}",
           holds=gap > acc_range, verdict=look_answer + " (at this budget)"),
     Claim("S001-Preview1", "several heads are needed for several relations", "needed",
-          f"see S004-E03: {look_answer}; head sweep: {sweep_answer}", holds=gap > acc_range,
-          verdict="helps here; not strictly needed (one head can superpose, two layers can chain)"),
+          f"S004-E03: {look_answer}; head sweep: {sweep_answer}", holds=gap > acc_range),
 ])
 
 # %% [markdown]
