@@ -54,6 +54,7 @@ from course_lib.lab import stability
 from course_lib.lab.budget import budget, by_budget, set_budget_threads
 from course_lib.lab.measure import median_time, unigram_entropy_bits
 from course_lib.lab.socratic import Claim, claims_table, essence, predict, reveal
+from course_lib.norm import RMSNorm
 
 viz.setup()
 import matplotlib.pyplot as plt  # noqa: E402
@@ -378,7 +379,6 @@ print(f"Pre-LN depth {deep}: last/first stream RMS at init {rms_init[-1] / rms_i
 
 # %%
 act = torch.randn(16, SEQ, 4 * DIM, requires_grad=True)
-from course_lib.norm import RMSNorm  # noqa: E402
 norms = {"LayerNorm (torch)": nn.LayerNorm(4 * DIM), "RMSNorm (course)": RMSNorm(4 * DIM)}
 times = {name: median_time(lambda m=m: m(act).sum().backward(), repeats=by_budget(fast=30, full=200), warmup=5)
          for name, m in norms.items()}
