@@ -44,7 +44,7 @@ def test_train_model_returns_the_trained_weights():
     reference, _ = train_run(cfg, data, tc, seed=0)                 # the same run, weights not returned
     assert history.loss == reference.loss
     init = seeded_model(cfg, 0)
-    moved = [float((p - q).abs().max()) for p, q in zip(model.parameters(), init.parameters())]
+    moved = [float((p - q).detach().abs().max()) for p, q in zip(model.parameters(), init.parameters())]
     assert max(moved) > 0
     batch = torch.stack([data[i]["input_ids"] for i in range(4)])
     labels = torch.stack([data[i]["labels"] for i in range(4)])
