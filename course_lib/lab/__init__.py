@@ -22,6 +22,7 @@ Import the instruments as submodules::
 | ``rope_analysis`` | RoPE frequency and relative-position analysis |
 | ``synthetic`` | seeded task generators with ground-truth answers |
 | ``position_probes`` | permutation checks, a linear position probe, the sinusoidal shift identity, subspace angles |
+| ``extrapolation`` | perplexity change over evaluation lengths, RoPE stretched at inference, a passkey retrieval probe |
 | ``decode_cost`` | KV-cache bytes, prefill vs decode timing, batch sweeps, per-position loss |
 | ``propagation`` | signal through depth: per-block gradient norms, residual-stream RMS, block Jacobians and their spectra |
 | ``stability`` | training runs judged by an explicit divergence rule, grids over seeds, margin-based comparisons |
@@ -31,7 +32,7 @@ Import the instruments as submodules::
 | ``markov`` | a second-order Markov source with known next-token distributions, KL per position, off-source steps |
 | ``padding`` | padded segments, clean-text P(pad)/loss, tokens before a pad, batch padding and truncation waste |
 | ``embedding_probes`` | random near-orthogonality, nearest neighbours, group cosines, analogy ranks |
+| ``head_count`` | head-count instruments: the pair-lookup task, averaged full-width heads, attention time across h, seeded train-and-score |
 | ``ffn_probes`` | FFN ablation, the logit lens and early exit by confidence, exact zeros in the hidden layer |
 | ``causality`` | position-by-position Jacobians and loss gradients, one-position update effects, prefix vs cached logits |
-| ``head_count`` | head-count instruments: the pair-lookup task, averaged full-width heads, attention time across h, seeded train-and-score |
 """
