@@ -35,4 +35,7 @@ Import the instruments as submodules::
 | ``head_count`` | head-count instruments: the pair-lookup task, averaged full-width heads, attention time across h, seeded train-and-score |
 | ``ffn_probes`` | FFN ablation, the logit lens and early exit by confidence, exact zeros in the hidden layer |
 | ``causality`` | position-by-position Jacobians and loss gradients, one-position update effects, prefix vs cached logits |
+| ``scaling`` | the a·N^-b + c scaling-law fit (with its degrees of freedom) and the standard small benchmark |
+| ``ngram`` | a counted n-gram model with interpolated absolute discounting (the Bitter Lesson's baseline) |
+| ``continual`` | LoRA adapters (add, merge) and replay mixing for continual-learning experiments |
 """
