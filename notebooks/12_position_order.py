@@ -435,8 +435,8 @@ print(f"Verdict at this size: {sv_cat['verdict']} (add − concat {sv_cat['gap']
 # %%
 K_SUB = 4
 m_add = models["learned (add)"]
-tok_table = m_add.embed_tokens.weight.detach()
-pos_table = m_add.pos_embed.weight.detach()[:L]               # the trained rows only
+tok_table = m_add.embed_tokens.weight.detach().cpu()
+pos_table = m_add.pos_embed.weight.detach().cpu()[:L]         # the trained rows only
 cos_trained = pp.principal_cosines(tok_table, pos_table, K_SUB)
 rand = pp.random_subspace_cosines(SIZE["dim"], K_SUB, trials=500)
 rand_hi = rand.quantile(0.95).item()
@@ -528,7 +528,7 @@ claims_table([
 #   for larger models.
 # - The add-vs-concat verdict is for one small width with d/4 position channels, on characters. It says
 #   nothing about 7B models, where d is large and the cost of sharing channels is small. The full budget
-#   doubles the width, which is the direction that should favour addition.
+#   doubles the width and trains ten times longer: whether the verdict moves with width is what it adds.
 # - Extrapolation past 2L is notebook 14's subject.
 
 # %% [markdown]
