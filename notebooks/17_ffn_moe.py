@@ -155,7 +155,7 @@ assert nonlinearity > 0.1                                          # far from li
 
 # %%
 facts = entity_facts(None, n_entities=by_budget(fast=128, full=512), n_relations=4, n_values=16)
-STEPS = by_budget(fast=160, full=1500)
+STEPS = by_budget(fast=160, full=1000)
 SEEDS = by_budget(fast=(0, 1), full=(0, 1, 2))
 TC = TrainConfig(batch_size=len(facts), max_steps=STEPS, lr=8e-3, weight_decay=0.0, warmup_steps=16)
 print(facts, f"{STEPS} full-batch steps, seeds {SEEDS}")
@@ -308,7 +308,8 @@ relu_sparser = min(zero_relu) > max(zero_init)
 # %% [markdown]
 # Whether this short training made the ReLU layer sparser than at init is printed below; with so
 # little training the change can be small either way. Trained large ReLU models are known to be far
-# sparser (most units silent on a given token), and a SwiGLU layer has no exact zeros at all, so
+# sparser (most units silent on a given token: Li et al. 2023, "The Lazy Neuron Phenomenon"), and a
+# SwiGLU layer has no exact zeros at all, so
 # "half the outputs are zero" describes a ReLU layer at initialisation.
 
 # %%
@@ -332,6 +333,10 @@ p_exit = predict("S002-Q2 exit", "Reading the trained fact model's stream after 
 # %%
 lens_model = models[16, 4][0]
 lens = fp.logit_lens(lens_model, facts.input_ids, facts.labels)
+with torch.no_grad():                                  # does every block change every token's stream?
+    hs = lens_model(facts.input_ids, capture=True).captured["hidden_states"]
+touched = float(torch.stack([(b - a).abs().amax(-1) > 0 for a, b in zip(hs, hs[1:])]).float().mean())
+print(f"(token, block) pairs where the block changed the token's stream: {touched:.0%}")
 exits = fp.early_exit(lens, (0.5, 0.7, 0.9, 0.99))
 for i, (l_, a_, g_) in enumerate(zip(lens.loss, lens.accuracy, lens.agree_final)):
     print(f"read-out {i} ({'embeddings' if i == 0 else f'after block {i}'}): loss {l_:.2f} nats, "
@@ -417,8 +422,8 @@ claims_table([
           f"FFN cross-position change {float(other.max()):.0e}; facts lost without FFNs: "
           f"{sum(acc_width[4]) / len(SEEDS) - all_off:.2f}", holds=None, verdict="a fair summary; not a measurement"),
     Claim("S002-Q2", "a standard Transformer spends the same compute on every token", "fixed compute",
-          f"every token runs all {lens_model.config.n_layers} blocks; top-1 MoE: still one expert per token",
-          holds=lens.agree_final[-1] == 1.0 and lens_model.config.n_layers == len(lens.loss) - 1),
+          f"every block changed {touched:.0%} of the token streams; top-1 MoE: still one expert per token",
+          holds=touched == 1.0),
     Claim("S002-Q2", "the architecture has no skip or branch paths", "no skip paths",
           f"with one FFN bypassed via the residual the model still recalls "
           f"{min(min(v) for v in ablated.values()):.2f}-{max(max(v) for v in ablated.values()):.2f}",
@@ -429,8 +434,8 @@ claims_table([
           f"top-1 MoE vs dense at equal active: {v_moe}", holds=None,
           verdict="the mechanisms exist; their gain depends on training for them"),
     Claim("S002-Q2-orig", "no branch lets a token bypass a block in the standard model", "none",
-          "every token's stream passes every block (no data-dependent routing)",
-          holds=lens_model.config.moe_experts == 0 and len(lens.loss) == lens_model.config.n_layers + 1),
+          f"{touched:.0%} of (token, block) pairs computed and changed; skipping needs MoE routing or early exit",
+          holds=touched == 1.0),
 ])
 
 # %% [markdown]
@@ -442,9 +447,11 @@ claims_table([
 # between layers. Under the fast budget (128 entities, 160 steps, 2 seeds, no d = 12 point in the
 # fixed-parameter sweep) some comparisons are
 # within the seed range, and 8× versus 4× is decided as much by optimisation in a short run as by
-# capacity. The full budget (512 entities = 2048 facts, 1500 steps, 3 seeds) puts the models in the
-# capacity-limited regime, where the ratio and MoE comparisons measure storage rather than speed of
-# learning. The logit lens on a 3-block model has only three read-outs; early exit needs models
+# capacity: the fast run is limited by training, not by storage. The full budget (512 entities = 2048
+# facts, 1000 steps, 3 seeds, the d = 12 point added; a few minutes on a many-core machine, since the
+# runs train on the CPU) is meant to reach the capacity-limited regime, where the ratio and MoE
+# comparisons measure storage rather than speed of learning; it was not run while this notebook was
+# written, so its verdicts are whatever it prints. The logit lens on a 3-block model has only three read-outs; early exit needs models
 # trained for it.
 #
 # ## The essence
