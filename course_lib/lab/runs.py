@@ -26,15 +26,18 @@ def seeded_model(model_config: ModelConfig, seed: int) -> Transformer:
 
 
 def train_run(model_config: ModelConfig, train_data, train_config: TrainConfig, seed: int = 0,
-              eval_data=None) -> tuple[TrainHistory, int | None]:
+              eval_data=None, device: str = "auto") -> tuple[TrainHistory, int | None]:
     """Train a model initialised with ``seed``; returns ``(history, diverged_at)``.
 
     A run that diverges (non-finite loss or gradient norm) is not an error here: it is an outcome to
     count. ``diverged_at`` is the 1-based step that diverged (None if none did); ``history`` holds the
-    steps completed before it.
+    steps completed before it. Only the history comes back, so the run may use any device:
+    ``device="auto"`` trains on the GPU where there is one (with its default precision), else on the
+    CPU in float32.
     """
     model = seeded_model(model_config, seed)
-    trainer = Trainer(model, train_data, train_config.replace(**QUIET, seed=seed), eval_data=eval_data)
+    where = {"device": device, "dtype": "auto" if device != "cpu" else "float32"}
+    trainer = Trainer(model, train_data, train_config.replace(**{**QUIET, **where}, seed=seed), eval_data=eval_data)
     try:
         return trainer.fit(), None
     except TrainingDiverged as err:
