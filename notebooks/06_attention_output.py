@@ -361,6 +361,19 @@ print(f"Under a cosine, fixed or learned, no row ranks another position above it
 # model needs once the current token alone no longer predicts the next.
 
 # %% [markdown]
+# ## What this can and cannot show
+#
+# - Scores vs output, uniform attention, the zero gradient of the argmax and the self-preference of
+#   a cosine are exact facts; they hold at any budget and any seed.
+# - Hard vs straight-through is a trained comparison: it is decided by the mean loss gap over seeds
+#   against the seed range, and printed as "about equal" when the gap is inside it. The softmax and
+#   Gumbel runs are one seed each and are shown, not ranked.
+# - Whether training *uses* the freedom of W_q ≠ W_k depends on the task: a one-layer character model
+#   without positions mostly looks at itself, more so the longer it trains (the full budget). A task
+#   that needs a different token (exercise-sized: an induction or lookup task, as in NB05) shows
+#   the use; the capability is measured here at initialisation and after training.
+
+# %% [markdown]
 # ## Claims
 
 # %%
