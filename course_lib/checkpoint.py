@@ -38,7 +38,7 @@ import re
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Collection, Dict, Iterator, List, Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -54,6 +54,9 @@ FORMAT_VERSION = 1
 TRAIN_STATE_JSON = "train_state.json"                 # step, stream position, train config, history
 TRAIN_STATE_TENSORS = "train_state.safetensors"       # optimizer tensors, RNG states
 STEP_DIR = re.compile(r"^step_(\d+)$")                 # a run's checkpoint folders: step_<N>
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "simple_tokenizer.json")
+# The only files a checkpoint folder of ours holds: overwrite=True replaces a folder holding nothing else.
+CHECKPOINT_FILES = (MODEL_FILE, CONFIG_FILE, METADATA_FILE, TRAIN_STATE_JSON, TRAIN_STATE_TENSORS, *TOKENIZER_FILES)
 # Key in the safetensors header that records which names are aliases of a stored tensor.
 _TIED_KEY = "course_lib.tied"
 
@@ -87,8 +90,25 @@ def _fsync_tree(root: Path) -> None:
         _fsync_dir(Path(dirpath))
 
 
+def check_replaceable(path: Path, replaceable: Optional[Collection[str]], what: str = "checkpoint") -> None:
+    """Refuse (``FileExistsError``) to replace the folder ``path`` when it holds anything but the
+    files named in ``replaceable`` (None: any folder may be replaced): a run folder with ``step_<N>``
+    folders, a project folder or a home folder must never be deleted by a save."""
+    if replaceable is None or not path.is_dir():
+        return
+    foreign = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir()
+                     if p.name not in replaceable or not p.is_file())
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise FileExistsError(
+            f"path={str(path)!r} exists and holds {shown}, which are not part of a {what}; overwrite=True "
+            f"only replaces a folder that is itself a {what} (holding nothing but {', '.join(replaceable)}). "
+            "Nothing was changed: choose another path, or move those files away yourself")
+
+
 @contextlib.contextmanager
-def atomic_write_dir(path: PathLike, overwrite: bool = True) -> Iterator[Path]:
+def atomic_write_dir(path: PathLike, overwrite: bool = True,
+                     replaceable: Optional[Collection[str]] = None, what: str = "checkpoint") -> Iterator[Path]:
     """Build the folder ``path`` atomically: yield an empty temporary sibling, rename it in at the end.
 
     Usage::
@@ -115,6 +135,8 @@ def atomic_write_dir(path: PathLike, overwrite: bool = True) -> Iterator[Path]:
     Files are fsynced before the rename so the rename never publishes data still only in a cache.
 
     ``overwrite=False`` raises ``FileExistsError`` if ``path`` exists (checked before and after).
+    ``replaceable``: the file names an existing ``path`` may hold to be replaced (checked before and
+    after, see :func:`check_replaceable`); None replaces any folder.
     """
     path = Path(path)
     parent = path.parent
@@ -125,6 +147,7 @@ def atomic_write_dir(path: PathLike, overwrite: bool = True) -> Iterator[Path]:
         raise FileExistsError(f"path={str(path)!r} already exists and overwrite=False")
     if path.exists() and not path.is_dir():
         raise ValueError(f"path={str(path)!r} exists and is a file, not a folder; choose another path")
+    check_replaceable(path, replaceable, what)
     token = uuid.uuid4().hex[:8]
     tmp = parent / f".{path.name}.tmp-{os.getpid()}-{token}"
     tmp.mkdir()
@@ -134,6 +157,7 @@ def atomic_write_dir(path: PathLike, overwrite: bool = True) -> Iterator[Path]:
         if path.exists():
             if not overwrite:
                 raise FileExistsError(f"path={str(path)!r} appeared while writing and overwrite=False")
+            check_replaceable(path, replaceable, what)
             old = parent / f".{path.name}.old-{os.getpid()}-{token}"
             os.rename(path, old)
             os.rename(tmp, path)
@@ -383,7 +407,7 @@ def save_checkpoint(model: nn.Module, path: PathLike, overwrite: bool = True, **
         raise ValueError(f"metadata keys {clash} are reserved by save_checkpoint; rename them")
     meta.update(metadata)
     meta_text = json_text(meta, "save_checkpoint metadata")
-    with atomic_write_dir(path, overwrite=overwrite) as tmp:
+    with atomic_write_dir(path, overwrite=overwrite, replaceable=CHECKPOINT_FILES) as tmp:
         write_model_files(model, tmp)
         (tmp / METADATA_FILE).write_text(meta_text + "\n", encoding="utf-8")
     return Path(path)
@@ -459,6 +483,38 @@ def list_checkpoints(out_dir: PathLike) -> List[Path]:
         if m and p.is_dir() and (p / MODEL_FILE).is_file():
             found.append((int(m.group(1)), p))
     return [p for _, p in sorted(found)]
+
+
+def step_of(folder: PathLike) -> int:
+    """N of a ``step_<N>`` folder."""
+    m = STEP_DIR.match(Path(folder).name)
+    if not m:
+        raise ValueError(f"{str(folder)!r} is not a step_<N> folder")
+    return int(m.group(1))
+
+
+def check_run_folder(out_dir: PathLike, start_step: int = 0) -> Path:
+    """Before a run trains anything: ``out_dir`` is (made) a writable folder and holds no checkpoint
+    beyond ``start_step``, which the run would overwrite (and pruning might keep instead of its own).
+    Raises ``NotADirectoryError`` / ``PermissionError`` / ``FileExistsError`` naming the folder."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"out_dir={str(out)!r} is a file; checkpoints need a folder. Nothing was trained")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise PermissionError(f"out_dir={str(out)!r} is not writable ({err.strerror or err}); nothing was "
+                              "trained: choose another out_dir (--out)") from None
+    newer = [p.name for p in list_checkpoints(out) if step_of(p) > start_step]
+    if newer:
+        raise FileExistsError(
+            f"out_dir={str(out)!r} already holds {', '.join(newer)}, beyond step {start_step} where this run "
+            "starts: training on would overwrite them. Nothing was changed: write to another out_dir (--out), "
+            "or resume the newest checkpoint")
+    return out
 
 
 def latest_checkpoint(out_dir: PathLike) -> Optional[Path]:
@@ -539,6 +595,6 @@ def load_pretrained(name: str = DEFAULT_PRETRAINED, device: Union[str, torch.dev
 
 
 __all__ = ["load_pretrained", "pretrained_path", "pretrained_metadata", "available_pretrained", "PRETRAINED_DIR",
-           "DEFAULT_PRETRAINED", "list_checkpoints", "latest_checkpoint", "resolve_checkpoint", "save_checkpoint", "load_checkpoint", "load_checkpoint_metadata", "load_state_into",
-           "atomic_write_dir", "atomic_write_json", "read_json", "write_model_files",
+           "DEFAULT_PRETRAINED", "list_checkpoints", "latest_checkpoint", "step_of", "check_run_folder", "resolve_checkpoint", "save_checkpoint", "load_checkpoint", "load_checkpoint_metadata", "load_state_into",
+           "atomic_write_dir", "atomic_write_json", "check_replaceable", "CHECKPOINT_FILES", "read_json", "write_model_files",
            "read_model_tensors", "read_config", "tied_aliases", "model_tensors"]

@@ -31,9 +31,13 @@ class CLIError(ValueError):
 # ============================================================================ helpers
 def _log(msg: str) -> None:
     from .distributed import info
+    from .progress import stdout_gone
 
     if info().is_main:
-        print(msg, flush=True)
+        try:
+            print(msg, flush=True)
+        except BrokenPipeError:          # stdout's reader is gone: the run goes on, silently
+            stdout_gone()
 
 
 def _preset_name(name: str) -> str:
@@ -108,20 +112,29 @@ def _get_tokenizer(args, docs: Sequence[str], out: Path, vocab_size: int):
 
 
 def _save_run_tokenizer(tok, folder: Path) -> None:
-    from .checkpoint import atomic_write_dir
+    from .checkpoint import TOKENIZER_FILES, atomic_write_dir
 
-    with atomic_write_dir(folder) as tmp:
+    with atomic_write_dir(folder, replaceable=TOKENIZER_FILES, what="tokenizer folder") as tmp:
         tok.save(tmp)
 
 
 def _check_out_dir(out: Path, resume: Optional[str]) -> None:
-    """Refuse to start a fresh run on top of an old one: its checkpoints would be overwritten."""
-    from .checkpoint import latest_checkpoint
+    """Before loading data or training: refuse a fresh run on top of an old one, a resume from an
+    older step into a folder holding newer checkpoints (both would overwrite them), and an --out
+    that is a file or not writable."""
+    from .checkpoint import TRAIN_STATE_JSON, check_run_folder, latest_checkpoint, read_json, resolve_checkpoint
 
     newest = latest_checkpoint(out)
     if newest is not None and resume is None:
         raise CLIError(f"--out {out} already holds checkpoints (newest {newest.name}); pass --resume to "
                        "continue that run or choose another --out (nothing was changed)")
+    start = 0
+    if resume == "latest":
+        start = int(read_json(newest / TRAIN_STATE_JSON, "train state").get("step", 0))
+    elif resume is not None:
+        start = int(read_json(resolve_checkpoint(resume, need_train_state=True) / TRAIN_STATE_JSON,
+                              "train state").get("step", 0))
+    check_run_folder(out, start)
 
 
 def _train_config(args, defaults: dict, out: Path):
@@ -246,7 +259,7 @@ def _run_training(args, kind: str) -> int:
         if kind == "pretrain" and not history.interrupted:
             _log(f"try: python -m course_lib generate --ckpt {out} --prompt 今天")
     D.cleanup()
-    return 130 if history.interrupted else 0
+    return (143 if history.signal == "SIGTERM" else 130) if history.interrupted else 0
 
 
 def _datasets(kind, docs, tokenizer, seq_len: int, val_fraction: float, seed: int):
@@ -319,16 +332,34 @@ def cmd_tokenizer(args) -> int:
     out = Path(args.out)
     if (out / "tokenizer.json").is_file() and not args.overwrite:
         raise CLIError(f"{out / 'tokenizer.json'} exists; pass --overwrite or choose another --out")
+    _check_writable(out)                       # before training: a bad --out costs nothing
     t = time.time()
     tok = train_tokenizer(docs, vocab_size=args.vocab_size)
-    from .checkpoint import atomic_write_dir
-    with atomic_write_dir(out) as tmp:
-        tok.save(tmp)
+    _add_tokenizer_files(tok, out)
     sample = docs[0][:40]
     print(f"trained a {tok.vocab_size}-token BPE tokenizer on {what} ({sum(map(len, docs)):,} characters) "
           f"in {time.time() - t:.1f} s -> {out / 'tokenizer.json'}")
     print(f"example: {sample!r} -> {len(tok.encode(sample))} tokens: {' | '.join(tok.tokens(sample))}")
     return 0
+
+
+def _check_writable(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {out} is a file; pass a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    if not os.access(out, os.W_OK):
+        raise PermissionError(f"--out {out} is not writable; choose another folder")
+
+
+def _add_tokenizer_files(tok, out: Path) -> None:
+    """Write the tokenizer's files into ``out``, each replaced atomically; every other file or
+    folder in ``out`` (a run's step_<N> checkpoints, ...) stays as it was."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix=".tokenizer.tmp-", dir=out) as tmp:
+        tok.save(tmp)
+        for f in sorted(Path(tmp).iterdir()):
+            os.replace(f, out / f.name)
 
 
 # ============================================================================ parser
@@ -487,6 +518,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:                  # stdout's reader went away after the work was done
+        from .progress import stdout_gone
+        stdout_gone()
+        return 0
 
 
 __all__ = ["main", "build_parser", "PRESET_DEFAULTS"]

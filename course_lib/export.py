@@ -30,7 +30,7 @@ from typing import Any, Dict, List, Optional, Union
 import torch
 from torch import nn
 
-from .checkpoint import atomic_write_dir, json_text
+from .checkpoint import TOKENIZER_FILES, atomic_write_dir, json_text
 from .config import ModelConfig
 
 PathLike = Union[str, os.PathLike]
@@ -138,7 +138,8 @@ def export_hf_llama(model: nn.Module, out_dir: PathLike, tokenizer: Any = None,
 
     tokenizer: any object with ``save(dir)`` (our tokenizers); its ``bos_id``/``eos_id``/``pad_id``
         (or ``bos_token_id``/...) attributes fill the config's special ids unless they are given here.
-    The folder is written atomically (see ``checkpoint.atomic_write_dir``). Raises ``ValueError``
+    The folder is written atomically (see ``checkpoint.atomic_write_dir``); an existing folder is
+    replaced only when it holds nothing but an export's files (else ``FileExistsError``). Raises ``ValueError``
     naming the field when the config is not expressible as Llama.
     """
     from safetensors.torch import save_file
@@ -172,7 +173,8 @@ def export_hf_llama(model: nn.Module, out_dir: PathLike, tokenizer: Any = None,
     hf_config = hf_llama_config(config, dtype, bos, eos, pad)          # raises for non-Llama configs
     tensors = hf_llama_state_dict(model)
     generation = {"bos_token_id": bos, "eos_token_id": eos, "pad_token_id": pad, "do_sample": False}
-    with atomic_write_dir(out_dir, overwrite=overwrite) as tmp:
+    ours = ("model.safetensors", "config.json", "generation_config.json", *TOKENIZER_FILES)
+    with atomic_write_dir(out_dir, overwrite=overwrite, replaceable=ours, what="Llama export") as tmp:
         save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         (tmp / "config.json").write_text(json_text(hf_config, "the exported config") + "\n", encoding="utf-8")
         (tmp / "generation_config.json").write_text(json_text(generation, "the generation config") + "\n",

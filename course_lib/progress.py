@@ -5,6 +5,7 @@ Everything here takes plain values (step numbers, a stats dict, a history), neve
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import signal
@@ -52,6 +53,7 @@ class TrainHistory:
     eval_loss: List[float] = field(default_factory=list)
     layer_grad_norms: List[Dict[str, float]] = field(default_factory=list)
     interrupted: bool = False
+    signal: Optional[str] = None          # what stopped the run early: "SIGINT" (Ctrl-C) or "SIGTERM"
     checkpoint: Optional[str] = None
 
     def __len__(self) -> int:
@@ -152,10 +154,14 @@ class Display:
     def log(self, line: str) -> None:
         if not self.enabled:
             return
-        if self.bar is not None and not self.notebook:
-            self.bar.write(line)
-        elif self.bar is None:
-            print(line, flush=True)
+        try:
+            if self.bar is not None and not self.notebook:
+                self.bar.write(line)
+            elif self.bar is None:
+                print(line, flush=True)
+        except BrokenPipeError:          # stdout piped into `head` that exited: keep training, stop printing
+            stdout_gone()
+            self.enabled = False
 
     def update(self, step: int, stats: Dict[str, Any], history: TrainHistory) -> None:
         """After optimizer step ``step``: advance the bar, print a log line every ``log_every`` steps."""
@@ -178,34 +184,75 @@ class Display:
             self.bar.close()
 
 
+def stdout_gone() -> None:
+    """The reader of stdout went away (``... | head``): send further output to /dev/null, so that a
+    log line can never kill a run (nor the interpreter's final flush print a BrokenPipeError)."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):    # no real file descriptor (a notebook's stream)
+        pass
+
+
 class GracefulInterrupt:
-    """The first Ctrl-C (SIGINT, also a notebook's interrupt button) asks the loop to stop after the
-    current step (``requested`` becomes True), so the model is never left half-updated; a second
-    Ctrl-C interrupts at once. Only in the main thread of a single process (under DDP every rank must
-    stop at the same step). ``next_step()`` gives the step number for the message."""
+    """The first Ctrl-C (SIGINT, also a notebook's interrupt button) or SIGTERM (what ``timeout``,
+    Slurm and Kubernetes send) asks the loop to stop after the current step (``requested`` becomes
+    True, ``signal_name`` says which), so the model is never left half-updated; a second one
+    interrupts at once, except inside :meth:`hold` (an update being applied), which it finishes
+    first. Only in the main thread of a single process (under DDP every rank must stop at the same
+    step). ``next_step()`` gives the step number for the message."""
+
+    SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM") if hasattr(signal, n))
 
     def __init__(self, next_step=lambda: None, enabled: bool = True):
-        self.next_step, self.requested, self._previous = next_step, False, None
+        self.next_step, self.requested, self._previous = next_step, False, {}
+        self.signal_name: Optional[str] = None
+        self._holding, self._pending = False, False
         self.enabled = enabled and threading.current_thread() is threading.main_thread()
 
     def _handler(self, signum, frame) -> None:
         if self.requested:
+            if self._holding:
+                self._pending = True          # raised when the update is complete
+                return
             raise KeyboardInterrupt
         self.requested = True
-        print(f"\ninterrupt: stopping after step {self.next_step()} (press again to stop at once)",
-              file=sys.stderr, flush=True)
+        self.signal_name = signal.Signals(signum).name
+        try:
+            print(f"\n{self.signal_name}: stopping after step {self.next_step()} (again to stop at once)",
+                  file=sys.stderr, flush=True)
+        except OSError:
+            pass
+
+    @contextlib.contextmanager
+    def hold(self):
+        """A section a second signal must not cut in two (an optimizer update and its step count)."""
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+        if self._pending:
+            self._pending = False
+            raise KeyboardInterrupt
 
     def __enter__(self) -> "GracefulInterrupt":
         if self.enabled:
             try:
-                self._previous = signal.signal(signal.SIGINT, self._handler)
+                for sig in self.SIGNALS:
+                    self._previous[sig] = signal.signal(sig, self._handler)
             except ValueError:          # not allowed here (e.g. some embedded interpreters)
                 self.enabled = False
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.enabled and self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for sig, previous in self._previous.items():
+            if previous is not None:
+                signal.signal(sig, previous)
+        self._previous = {}
 
 
-__all__ = ["TrainHistory", "Display", "GracefulInterrupt", "in_notebook", "json_float"]
+__all__ = ["TrainHistory", "Display", "GracefulInterrupt", "in_notebook", "json_float", "stdout_gone"]

@@ -38,6 +38,7 @@ What the trainer gets right, and why
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -52,7 +53,7 @@ import torch
 from torch import nn
 
 from . import distributed as D
-from .checkpoint import latest_checkpoint, list_checkpoints
+from .checkpoint import check_run_folder, latest_checkpoint, list_checkpoints, step_of
 from .config import dataclass_from_dict
 from .device import DTYPE_NAMES, autocast, pick_device, pick_dtype
 from .data import SampleStream, collate_for
@@ -319,6 +320,7 @@ class Trainer:
         self.history = TrainHistory()
         self._fwd_model: Optional[nn.Module] = None     # DDP-wrapped and/or compiled view of self.model
         self._last_saved: Optional[Path] = None
+        self._interrupt: Optional[GracefulInterrupt] = None
         self._max_len = getattr(getattr(model, "config", None), "context_length",
                                 getattr(getattr(model, "config", None), "max_seq_len", None))
 
@@ -432,14 +434,16 @@ class Trainer:
             self._diverged("grad norm", norm_value, lr)
         for g in self.optimizer.param_groups:
             g["lr"] = lr
-        if self.scaler is not None:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.step += 1
-        self.samples_consumed += self.global_batch_size
+        # a second Ctrl-C must not land between the update and the step count (step_N with N+1's weights)
+        with (self._interrupt.hold() if self._interrupt is not None else contextlib.nullcontext()):
+            if self.scaler is not None:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.step += 1
+            self.samples_consumed += self.global_batch_size
         return {"loss": loss_value, "lr": lr, "grad_norm": norm_value, "tokens": int(counts[0]),
                 "clipped": cfg.clip_enabled and norm_value > cfg.grad_clip, "layer_norms": layer_norms}
 
@@ -504,17 +508,20 @@ class Trainer:
             meta = {"step": self.step, "loss": self.history.final_loss, "eval_loss": self.history.final_eval_loss,
                     "tokens": self.history.tokens[-1] if self.history.tokens else 0, **self.metadata}
             write_train_checkpoint(path, self.model, self.optimizer, rng, state, meta, self.tokenizer)
-            self._prune()
+            self._prune(path)
         D.barrier()
         self._last_saved = path
         self.history.checkpoint = str(path)
         return path
 
-    def _prune(self) -> None:
+    def _prune(self, written: Path) -> None:
+        """Keep the checkpoint just written and the newest ``keep_last_checkpoints - 1`` before it;
+        never one beyond it (that belongs to another run)."""
         keep = self.config.keep_last_checkpoints
-        if keep is None or self.out_dir is None:
+        if keep is None or self.out_dir is None or written.parent.resolve() != self.out_dir.resolve():
             return
-        for old in list_checkpoints(self.out_dir)[:-keep]:
+        older = [p for p in list_checkpoints(self.out_dir) if step_of(p) < self.step]
+        for old in older[:len(older) - (keep - 1)]:
             shutil.rmtree(old, ignore_errors=True)
 
     def resume(self, checkpoint: Union[str, os.PathLike] = "latest") -> Path:
@@ -566,8 +573,10 @@ class Trainer:
             self.resume(resume)
         elif self.step == 0:
             torch.manual_seed(cfg.seed + self.dist.rank)      # dropout; the sample order has its own seed
+        if self.out_dir is not None and self.dist.is_main:
+            check_run_folder(self.out_dir, self.step)     # before any step: a bad folder costs nothing
         self._prepare()
-        self.history.interrupted = False
+        self.history.interrupted, self.history.signal = False, None
         self.model.train()
         display = Display(cfg.max_steps, self.step, cfg.log_every, cfg.progress, enabled=self.dist.is_main)
         t_offset = self.history.time[-1] if self.history.time else 0.0
@@ -576,6 +585,7 @@ class Trainer:
         check_inputs = getattr(self.model, "check_inputs", None)
         try:
             with GracefulInterrupt(lambda: self.step + 1, enabled=not self.dist.enabled) as interrupt:
+                self._interrupt = interrupt
                 while self.step < cfg.max_steps:
                     stats = self._train_step()
                     if check_inputs and self.device.type == "cuda":
@@ -590,28 +600,37 @@ class Trainer:
                         self.save_checkpoint()
                     if interrupt.requested:
                         raise KeyboardInterrupt
+                # the final evaluation and save run under the same handler: a signal here still saves
+                h = self.history
+                if self.eval_data is not None and (not h.eval_step or h.eval_step[-1] != self.step):
+                    h.eval_step.append(self.step), h.eval_loss.append(self.evaluate())
+                    display.log(f"step {self.step}: eval loss {h.eval_loss[-1]:.4f}")
+                if self.out_dir is not None and not self._saved_current():
+                    self.save_checkpoint()
+                if interrupt.requested:
+                    raise KeyboardInterrupt
         except KeyboardInterrupt:
             self._on_interrupt(display)
             return self.history
         finally:
+            self._interrupt = None
             if check_inputs is not None:
                 self.model.check_inputs = check_inputs
             display.close()
-        if self.eval_data is not None and (not self.history.eval_step or self.history.eval_step[-1] != self.step):
-            self.history.eval_step.append(self.step), self.history.eval_loss.append(self.evaluate())
-            display.log(f"step {self.step}: eval loss {self.history.eval_loss[-1]:.4f}")
-        if self.out_dir is not None and (self._last_saved is None or self._last_saved.name != f"step_{self.step}"):
-            self.save_checkpoint()
         return self.history
+
+    def _saved_current(self) -> bool:
+        return self._last_saved is not None and self._last_saved.name == f"step_{self.step}"
 
     def _on_interrupt(self, display: Display) -> None:
         """Drop a half-accumulated window, save the last completed step, keep the model usable."""
         self.optimizer.zero_grad(set_to_none=True)
         self.history.interrupted = True
-        msg = f"interrupted after step {self.step}"
+        name = self._interrupt.signal_name if self._interrupt is not None else None
+        self.history.signal = name or "SIGINT"
+        msg = f"{'terminated' if name == 'SIGTERM' else 'interrupted'} after step {self.step}"
         if self.out_dir is not None and self.step > 0:
-            done = self._last_saved is not None and self._last_saved.name == f"step_{self.step}"
-            path = self._last_saved if done else self.save_checkpoint()
+            path = self._last_saved if self._saved_current() else self.save_checkpoint()
             msg += f"; saved {path} (resume with resume='latest' or --resume)"
         display.log(msg)
 

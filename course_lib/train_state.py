@@ -19,7 +19,7 @@ from torch import nn
 
 from . import distributed as D
 from ._version import __version__
-from .checkpoint import (METADATA_FILE, TRAIN_STATE_JSON, TRAIN_STATE_TENSORS, atomic_write_dir, json_text,
+from .checkpoint import (CHECKPOINT_FILES, METADATA_FILE, TRAIN_STATE_JSON, TRAIN_STATE_TENSORS, atomic_write_dir, json_text,
                          load_state_into, read_config, read_json, resolve_checkpoint, write_model_files)
 
 STATE_FORMAT = "course_lib.train_state"
@@ -102,7 +102,7 @@ def write_train_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.
     meta = {"format_version": 1, "course_lib_version": __version__,
             "num_parameters": sum(p.numel() for p in model.parameters()), **metadata}
     state_text, meta_text = json_text(state, "train state"), json_text(meta, "checkpoint metadata")
-    with atomic_write_dir(path) as tmp:
+    with atomic_write_dir(path, replaceable=CHECKPOINT_FILES) as tmp:
         write_model_files(model, tmp)
         save_file(tensors, str(tmp / TRAIN_STATE_TENSORS))
         (tmp / TRAIN_STATE_JSON).write_text(state_text + "\n", encoding="utf-8")
