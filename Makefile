@@ -10,7 +10,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.course-installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
-.PHONY: setup lab test unit notebooks sync-check sync benchmarks pretrained clean help
+.PHONY: setup lab test unit notebooks sync-check sync benchmarks gpu-check pretrained clean help
 
 help:
 	@echo "make lab        open the course in JupyterLab (sets up $(VENV) first)"
@@ -19,6 +19,7 @@ help:
 	@echo "make notebooks  notebooks only (nbval, fast budget)"
 	@echo "make sync       regenerate notebooks/*.ipynb from their .py twins"
 	@echo "make benchmarks speed and memory ratios (prints a table)"
+	@echo "make gpu-check  one bounded (8 min) GPU run: train MFU, decode vs bandwidth, batch sweep, notebooks"
 	@echo "make pretrained rebuild the small shipped checkpoint"
 
 $(PY):
@@ -60,6 +61,9 @@ test: setup sync-check unit notebooks
 
 benchmarks: setup
 	$(PY) benchmarks/run_all.py
+
+gpu-check: setup
+	timeout 600 $(PY) benchmarks/gpu_check.py --device cuda --budget-s 480
 
 pretrained: setup
 	$(PY) scripts/build_pretrained.py

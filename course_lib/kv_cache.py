@@ -146,3 +146,120 @@ class KVCache:
                 f"head_dim={self.head_dim}, length={self.length}/{self.max_len}, dtype={self.dtype}, "
                 f"{'quantize=int8, ' if self.quantize else ''}"
                 f"filled={self.nbytes() / 2**20:.2f} MiB)")
+
+
+class StaticKVCache(KVCache):
+    """A cache whose tensors never change shape or address: what a compiled decode step needs.
+
+    The eager cache slices ``[:, :, :length]`` and so hands attention a longer key tensor at every
+    step; under ``torch.compile`` that means a new graph per length (and no CUDA graph replay).
+    Here the buffers hold ``max_len + 1`` slots and, in *static mode*, every step attends over all
+    of them: the new key/value is written at the position ``pos`` (a 0-d long tensor, advanced in
+    place) and also into the last slot, and the caller masks keys ``< pos`` as real. The model's own
+    mask always lets a query see the last key slot ("self"), so that slot holds the current token;
+    the set of keys seen equals the eager path's, only their order differs (the gpt-fast approach).
+
+    Outside static mode (the prefill) it behaves exactly like :class:`KVCache`.
+    """
+
+    def __init__(self, n_layers: int, batch_size: int, n_kv_heads: int, head_dim: int, max_len: int,
+                 dtype: torch.dtype = torch.float32, device="cpu"):
+        super().__init__(n_layers, batch_size, n_kv_heads, head_dim, max_len + 1, dtype=dtype, device=device)
+        self.pos = torch.zeros((), dtype=torch.long, device=device)
+        self.static = False
+
+    def start_static(self) -> None:
+        """Enter static mode after the prefill: ``pos`` = filled positions, ``length`` fixed so that
+        the model sees ``length + 1`` = every slot."""
+        self.pos.fill_(self.length)
+        self.length = self.max_len - 1
+        self.static = True
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        if not self.static:
+            return super().update(layer, k, v)
+        index = self.pos.view(1)
+        self.keys[layer].index_copy_(2, index, k)                  # k (B, Hkv, 1, d) at position pos
+        self.values[layer].index_copy_(2, index, v)
+        self.keys[layer][:, :, -1:] = k                             # the always-visible "self" slot
+        self.values[layer][:, :, -1:] = v
+        return self.keys[layer], self.values[layer]
+
+    def advance(self, n: int) -> None:
+        if not self.static:                                        # static mode: the step moves pos
+            super().advance(n)
+
+    def reset(self) -> None:
+        super().reset()
+        self.pos.zero_()
+        self.static = False
+
+
+class StaticDecoder:
+    """Greedy decoding with a fixed-shape step over a :class:`StaticKVCache`, optionally compiled.
+
+    ``compile=True`` wraps the one-token step in ``torch.compile(mode=mode)``; on CUDA the default
+    ``"reduce-overhead"`` replays it as a CUDA graph (no Python or launch overhead per token);
+    ``backend`` other than inductor (e.g. ``"eager"``) traces without code generation. The
+    prompt is prefilled eagerly. The tokens equal ``sample.generate(temperature=0)``'s and the logits
+    agree within float rounding (the keys are summed in another order). Usage::
+
+        dec = StaticDecoder(model, batch_size=1, max_len=512, compile=True)
+        ids, logits = dec.generate(prompt, 256)          # (B, T + 256), (B, 256, V) float32
+    """
+
+    def __init__(self, model, batch_size: int, max_len: int, compile: bool = False,
+                 mode: Optional[str] = "reduce-overhead", backend: str = "inductor"):
+        c = model.config
+        if max_len > c.context_length:
+            raise ValueError(f"max_len={max_len} exceeds the model's context_length={c.context_length}; "
+                             "use a smaller max_len")
+        self.model, self.max_len = model, max_len
+        self.cache = StaticKVCache(c.n_layers, batch_size, c.n_kv_heads, c.head_dim, max_len,
+                                   dtype=model.dtype, device=model.device)
+        self.slots = torch.arange(max_len + 1, device=model.device)
+        if compile:
+            for t in [*self.cache.keys, *self.cache.values, self.cache.pos]:
+                torch._dynamo.mark_static_address(t)              # same address every step: graph-safe
+            self._step = (torch.compile(self._eager_step, mode=mode) if backend == "inductor"
+                          else torch.compile(self._eager_step, backend=backend))     # e.g. "eager" to test tracing
+        else:
+            self._step = self._eager_step
+
+    def _eager_step(self, token: torch.Tensor) -> torch.Tensor:
+        """``token (B, 1)`` at position ``cache.pos`` -> logits ``(B, V)``; moves ``pos`` on by one."""
+        cache = self.cache
+        B = token.shape[0]
+        real = (self.slots < cache.pos).unsqueeze(0).expand(B, -1)          # (B, max_len + 1)
+        out = self.model(token, attention_mask=real, position_ids=cache.pos.view(1, 1).expand(B, 1),
+                         kv_cache=cache)
+        cache.pos.add_(1)
+        return out.logits[:, -1]
+
+    def generate(self, input_ids: torch.Tensor, max_new_tokens: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Greedy continuation of ``input_ids (B, T)`` (no padding): ``(ids (B, T + n), logits (B, n, V))``."""
+        B, T = input_ids.shape
+        if B != self.cache.batch_size or T + max_new_tokens > self.max_len:
+            raise ValueError(f"input_ids {tuple(input_ids.shape)} + max_new_tokens={max_new_tokens} must fit "
+                             f"batch_size={self.cache.batch_size}, max_len={self.max_len}; make a new StaticDecoder")
+        model, was_training, had_checks = self.model, self.model.training, self.model.check_inputs
+        model.eval()
+        model.check_inputs = False
+        out_ids = torch.empty(B, T + max_new_tokens, dtype=torch.long, device=input_ids.device)
+        out_ids[:, :T] = input_ids
+        logits = []
+        try:
+            with torch.inference_mode():
+                self.cache.reset()
+                step_logits = model(input_ids, kv_cache=self.cache).logits[:, -1]       # eager prefill
+                self.cache.start_static()
+                for i in range(max_new_tokens):
+                    logits.append(step_logits.clone())
+                    token = step_logits.argmax(-1, keepdim=True)                       # (B, 1)
+                    out_ids[:, T + i] = token[:, 0]
+                    if i + 1 < max_new_tokens:
+                        step_logits = self._step(token)
+        finally:
+            model.train(was_training)
+            model.check_inputs = had_checks
+        return out_ids, torch.stack(logits, 1)
