@@ -19,7 +19,7 @@ _EXPORTS = {
     "ModelConfig": "config", "PRESETS": "config",
     "pick_device": "device", "pick_dtype": "device", "autocast": "device", "bf16_supported": "device",
     "Transformer": "model", "ModelOutput": "model",
-    "KVCache": "kv_cache",
+    "KVCache": "kv_cache", "StaticDecoder": "kv_cache",
     "masked_cross_entropy": "losses",
     "generate": "sample", "stream_generate": "sample", "beam_search": "beam",
     "sampling_distribution": "sample",
@@ -59,7 +59,7 @@ if TYPE_CHECKING:  # for editors and type checkers
     from .data import PackedDataset, PretrainDataset, SFTDataset
     from .device import autocast, bf16_supported, pick_device, pick_dtype
     from .export import export_hf_llama
-    from .kv_cache import KVCache
+    from .kv_cache import KVCache, StaticDecoder
     from .losses import masked_cross_entropy
     from .model import ModelOutput, Transformer
     from .sample import generate, sampling_distribution, stream_generate
