@@ -248,7 +248,8 @@ def chunked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, mask
     B, H, T, d = q.shape
     S = k.shape[2]
     scale = _default_scale(q, scale)
-    mask = _causal_mask(q, k, mask, causal)
+    # A causal mask is built block by block from positions: a full (T, S) mask would be O(T * S) memory.
+    q_pos = torch.arange(S - T, S, device=q.device)[:, None] if causal and mask is None else None
     wide = dict(device=q.device, dtype=torch.promote_types(q.dtype, torch.float32))
     m = torch.full((B, H, T), float("-inf"), **wide)
     l = torch.zeros((B, H, T), **wide)
@@ -260,6 +261,8 @@ def chunked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, mask
             s = s + bias[..., start:end]
         if mask is not None:
             s = s.masked_fill(~mask[..., start:end], float("-inf"))
+        if q_pos is not None:
+            s = s.masked_fill(torch.arange(start, end, device=q.device)[None, :] > q_pos, float("-inf"))
         m_new = torch.maximum(m, s.amax(dim=-1))
         # Rows that have seen only masked keys so far keep m = -inf; use 0 there so that
         # exp(-inf - 0) = 0 instead of exp(-inf + inf) = NaN.
@@ -309,10 +312,11 @@ def linear_attention_recurrent(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
     ``state += (phi(k_t) v_t^T, phi(k_t))``, ``out_t = phi(q_t) KV / (phi(q_t) . z)``.
     """
     B, H, T, d = q.shape
-    fq, fk, vf = elu_feature_map(q), elu_feature_map(k), v.float()
+    fq, fk = elu_feature_map(q), elu_feature_map(k)        # float32, or float64 for float64 inputs
+    vf = v.to(fq.dtype)
     if state is None:
-        kv = torch.zeros(B, H, d, v.shape[-1], device=q.device)
-        z = torch.zeros(B, H, d, device=q.device)
+        kv = torch.zeros(B, H, d, v.shape[-1], device=q.device, dtype=fq.dtype)
+        z = torch.zeros(B, H, d, device=q.device, dtype=fq.dtype)
     else:
         kv, z = state
     outs = []
@@ -385,7 +389,8 @@ class Attention(nn.Module):
     ``o_proj (H*d -> D)``. ``tie_qk`` drops ``k_proj`` (keys are the queries' projection),
     ``tie_kv`` drops ``v_proj`` (values are the keys' projection), ``use_wo=False`` drops ``o_proj``.
     ``qk_norm`` RMS-normalises q and k per head; with ``tie_qk`` the two norms are one module (one
-    gain), so keys stay equal to queries and the scores are a scaled cosine: symmetric, self-maximal.
+    gain), so keys stay equal to queries and the scores ``x̂ᵀ diag(g²) x̂`` are symmetric. They are a
+    scaled cosine, and each position prefers itself, only while that gain is all ones (freeze it).
     """
 
     def __init__(self, config, layer_idx: int = 0):
