@@ -16,7 +16,7 @@ def test_fit_recovers_planted_law(a, b, c):
     assert fit.a == pytest.approx(a, rel=1e-3)
     assert fit.c == pytest.approx(c, abs=1e-4)
     assert fit.rmse < 1e-6 and fit.dof == 5
-    assert float(fit.predict(1e9)) == pytest.approx(a * 1e9 ** -b + c, rel=1e-4)
+    assert float(fit.loss_at(1e9)) == pytest.approx(a * 1e9 ** -b + c, rel=1e-4)
 
 
 def test_fit_with_noise_stays_close():

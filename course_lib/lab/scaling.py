@@ -6,7 +6,7 @@ usual form with a floor is
     L(N) = a · N^(-b) + c        a > 0, b > 0; c is the loss no size can remove (on this data)
 
     fit = fit_power_law(n_params, losses)     # PowerLawFit(a, b, c, rmse, dof)
-    fit.predict([1e6, 1e7])                   # extrapolate, at your own risk: see ``dof``
+    fit.loss_at([1e6, 1e7])                   # extrapolate, at your own risk: see ``dof``
     losses = standard_benchmark({"pos": "none"}, seeds=(0, 1))   # flip one ModelConfig switch
 
 The fit: for a fixed exponent b the model is linear in (a, c), so least squares solves them exactly;
@@ -40,7 +40,7 @@ class PowerLawFit:
         """Points minus fitted parameters: 0 means the curve passes through every point by construction."""
         return self.n_points - 3
 
-    def predict(self, n) -> torch.Tensor:
+    def loss_at(self, n) -> torch.Tensor:
         """Loss predicted at sizes ``n`` (any shape), float64."""
         n = torch.as_tensor(n, dtype=torch.float64)
         return self.a * n.pow(-self.b) + self.c
