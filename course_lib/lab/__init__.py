@@ -38,4 +38,6 @@ Import the instruments as submodules::
 | ``scaling`` | the a·N^-b + c scaling-law fit (with its degrees of freedom) and the standard small benchmark |
 | ``ngram`` | a counted n-gram model with interpolated absolute discounting (the Bitter Lesson's baseline) |
 | ``continual`` | LoRA adapters (add, merge) and replay mixing for continual-learning experiments |
+| ``baselines`` | an LSTM language model for the Trainer, parameter matching, training tokens/s, accuracy by group |
+| ``efficient_attention`` | linear attention as a prefix sum, attention memory (forward peak, saved for backward), FLOPs, SDPA backends |
 """
