@@ -32,6 +32,7 @@ __all__ = [
     "CORPORA", "DEFAULT_CORPUS", "CorpusInfo", "CorpusNotInstalledError", "DataFormatError",
     "load_corpus", "corpus_path", "read_text_file", "read_jsonl_pretrain", "read_jsonl_sft",
     "load_hf_dataset", "train_val_split", "SFT_ROLES",
+    "stream_jsonl_texts", "tokenizer_hash", "write_token_file", "read_token_file",
 ]
 
 T = TypeVar("T")
@@ -466,3 +467,99 @@ def train_val_split(docs: Sequence[T], val_fraction: float = 0.1,
     train = [d for i, d in enumerate(docs) if i not in val_idx]
     val = [d for i, d in enumerate(docs) if i in val_idx]
     return train, val
+
+
+# --------------------------------------------------------------------------------------------
+# token files: a corpus tokenized once, on disk (nanoGPT's uint16 .bin plus a JSON header)
+# --------------------------------------------------------------------------------------------
+def stream_jsonl_texts(path: str | os.PathLike, text_field: str = "text"):
+    """Yield the ``text_field`` of each line of a pretraining jsonl file, one line in memory at a time."""
+    p = _existing_file(path)
+    with open(p, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)[text_field]
+            except (ValueError, KeyError, TypeError) as err:
+                raise DataFormatError(p, number, f"not a JSON object with a string {text_field!r}: {err}")
+            if not isinstance(value, str):
+                raise DataFormatError(p, number, f"{text_field!r} must be a string, got {type(value).__name__}")
+            yield value
+
+
+def tokenizer_hash(tokenizer) -> str:
+    """SHA-256 of the files ``tokenizer.save`` writes: equal hashes, equal token ids."""
+    import hashlib
+    import tempfile
+
+    digest = hashlib.sha256(type(tokenizer).__name__.encode())
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer.save(tmp)
+        for f in sorted(Path(tmp).rglob("*")):
+            if f.is_file():
+                digest.update(f.name.encode() + f.read_bytes())
+    return digest.hexdigest()
+
+
+def write_token_file(texts, tokenizer, path: str | os.PathLike, batch_docs: int = 1024,
+                     add_bos: bool = True) -> dict:
+    """Tokenize an iterable of documents into ``path`` (raw ``uint16``) and ``path + ".json"``.
+
+    The stream is the one ``data.PackedDataset`` builds in memory: ``[BOS] doc [EOS]`` per
+    document. ``texts`` may be a generator (e.g. :func:`stream_jsonl_texts`): documents are
+    encoded ``batch_docs`` at a time with the tokenizer's batch encoder and appended to the file,
+    so memory holds one batch, never the corpus. Returns the header: ``{"dtype": "uint16",
+    "vocab_size", "count" (tokens), "documents", "tokenizer_sha256", "add_bos"}``.
+    """
+    import numpy as np
+
+    if tokenizer.vocab_size > 65536:
+        raise ValueError(f"tokenizer.vocab_size={tokenizer.vocab_size} does not fit uint16; use a vocabulary "
+                         "of at most 65536 tokens")
+    if not isinstance(batch_docs, int) or batch_docs < 1:
+        raise ValueError(f"batch_docs={batch_docs!r} must be a positive integer")
+    head = [tokenizer.bos_id] if add_bos else []
+    count = documents = 0
+    path = Path(path)
+
+    def flush(batch, f):
+        ids = [head + d + [tokenizer.eos_id] for d in tokenizer.encode_batch(batch)]
+        arr = np.fromiter((t for d in ids for t in d), dtype=np.uint16, count=sum(map(len, ids)))
+        arr.tofile(f)
+        return len(arr)
+
+    with open(path, "wb") as f:
+        batch = []
+        for text in texts:
+            batch.append(text)
+            if len(batch) == batch_docs:
+                count, documents, batch = count + flush(batch, f), documents + len(batch), []
+        if batch:
+            count, documents = count + flush(batch, f), documents + len(batch)
+    header = {"dtype": "uint16", "vocab_size": tokenizer.vocab_size, "count": count, "documents": documents,
+              "tokenizer_sha256": tokenizer_hash(tokenizer), "add_bos": add_bos}
+    Path(str(path) + ".json").write_text(json.dumps(header, indent=1), encoding="utf-8")
+    return header
+
+
+def read_token_file(path: str | os.PathLike, tokenizer=None):
+    """``(tokens, header)``: a read-only ``numpy.memmap`` of the file (nothing is loaded) and its header.
+
+    With ``tokenizer``, checks that it is the one the file was written with (same hash)."""
+    import numpy as np
+
+    path = Path(path)
+    meta = Path(str(path) + ".json")
+    if not path.is_file() or not meta.is_file():
+        raise FileNotFoundError(f"token file {path} (and its header {meta.name}) not found; write it with "
+                                "write_token_file(texts, tokenizer, path)")
+    header = json.loads(meta.read_text(encoding="utf-8"))
+    tokens = np.memmap(path, dtype=np.dtype(header["dtype"]), mode="r")
+    if len(tokens) != header["count"]:
+        raise ValueError(f"{path} holds {len(tokens)} tokens but its header says {header['count']}: the file is "
+                         "incomplete; write it again")
+    if tokenizer is not None and tokenizer_hash(tokenizer) != header["tokenizer_sha256"]:
+        raise ValueError(f"tokenizer differs from the one {path} was written with (tokenizer_sha256 mismatch); "
+                         "pass the same tokenizer or rewrite the file")
+    return tokens, header

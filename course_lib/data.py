@@ -335,6 +335,20 @@ class PretrainDataset(Dataset):
 # --------------------------------------------------------------------------------------------
 # pretraining: documents packed into fixed blocks
 # --------------------------------------------------------------------------------------------
+class _MemmapSlice:
+    """Tokens ``[start, end)`` of a memory-mapped array, sliced into ``int32`` tensors on demand."""
+
+    def __init__(self, array, start: int, end: int):
+        self.array, self.start, self.end = array, start, end
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def __getitem__(self, s: slice) -> torch.Tensor:
+        lo, hi, _ = s.indices(len(self))
+        return torch.from_numpy(self.array[self.start + lo:self.start + hi].astype(np.int32))
+
+
 class PackedDataset(Dataset):
     """All documents, each ``[BOS] text [EOS]``, concatenated into one stream and cut into blocks.
 
@@ -389,6 +403,32 @@ class PackedDataset(Dataset):
         self = cls.__new__(cls)
         self.block_size, self.boundary, self.pad_id = block_size, boundary, pad_id
         self._set_stream(ids.to(torch.int32), torch.tensor([0, len(ids)]), drop_last)
+        return self
+
+    @classmethod
+    def from_token_file(cls, path, block_size: int = 256, tokenizer=None, rank: int = 0,
+                        world_size: int = 1) -> "PackedDataset":
+        """Blocks read lazily from a token file (``corpus.write_token_file``), ``boundary="cross"``.
+
+        Items equal those of ``PackedDataset(texts, tokenizer, block_size)`` on the same documents;
+        nothing is loaded until an item is read. ``rank``/``world_size`` keep only this process's
+        contiguous share of the blocks (``len // world_size`` each), for a loop that shards by
+        dataset; ``Trainer`` shards its sample stream itself, so give it the whole file."""
+        from .corpus import read_token_file
+
+        _check_positive_int("block_size", block_size)
+        _check_positive_int("world_size", world_size)
+        if not isinstance(rank, int) or not 0 <= rank < world_size:
+            raise ValueError(f"rank={rank!r} must be an integer in [0, world_size={world_size})")
+        tokens, header = read_token_file(path, tokenizer)
+        per = (len(tokens) - 1) // block_size // world_size
+        if per == 0:
+            raise ValueError(f"{path}: {len(tokens)} tokens give no block of {block_size + 1} tokens per rank; "
+                             "lower block_size or world_size")
+        self = cls.__new__(cls)
+        self.block_size, self.boundary, self.pad_id, self._count = block_size, "cross", PAD_ID, per
+        self.tokens = _MemmapSlice(tokens, rank * per * block_size, (rank + 1) * per * block_size + 1)
+        self.offsets = torch.tensor([0, header["documents"]])
         return self
 
     def _set_stream(self, tokens: torch.Tensor, offsets: torch.Tensor, drop_last: bool) -> None:
