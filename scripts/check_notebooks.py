@@ -7,7 +7,8 @@ and compares it with the committed one, ignoring only volatile metadata (cell id
 kernel and language info, timing metadata).
 
     python scripts/check_notebooks.py              # check; exit 1 listing every problem; print the report
-    python scripts/check_notebooks.py --markdown   # the same report as a markdown table (notebooks/README.md)
+    python scripts/check_notebooks.py --markdown   # the same report as a markdown table
+    python scripts/check_notebooks.py --readme     # ... written into notebooks/README.md between its markers
     python scripts/check_notebooks.py --write      # regenerate every .ipynb from its .py
     python scripts/check_notebooks.py --write 03 04   # only these
 
@@ -437,6 +438,19 @@ def write_all(nb_dir: Path, only: list[str] | None = None) -> list[Path]:
     return written
 
 
+REPORT_START, REPORT_END = "<!-- standard-report:start -->", "<!-- standard-report:end -->"
+
+
+def write_readme_report(readme: Path, table: str) -> None:
+    """Replace the text between the report markers of ``readme`` with ``table``."""
+    text = readme.read_text(encoding="utf-8")
+    if REPORT_START not in text or REPORT_END not in text:
+        raise SystemExit(f"{readme} has no {REPORT_START} ... {REPORT_END} markers")
+    head, rest = text.split(REPORT_START, 1)
+    tail = rest.split(REPORT_END, 1)[1]
+    readme.write_text(head + REPORT_START + "\n" + table.strip() + "\n" + REPORT_END + tail, encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--write", action="store_true", help="regenerate every .ipynb from its .py")
@@ -444,6 +458,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--notebooks", default=str(NOTEBOOK_DIR), help="notebook folder (default: notebooks/)")
     ap.add_argument("--catalog", default=None, help="question catalog (default: notebooks/questions.json)")
     ap.add_argument("--markdown", action="store_true", help="print the per-notebook report as a markdown table")
+    ap.add_argument("--readme", action="store_true",
+                    help="also write the markdown report into notebooks/README.md between its report markers")
     args = ap.parse_args(argv)
     nb_dir = Path(args.notebooks)
     if args.write:
@@ -455,6 +471,8 @@ def main(argv: list[str] | None = None) -> int:
     problems += [f"{r.stem}.py: {p}" for r in reps for p in r.problems]
     print(report_text(reps, markdown=args.markdown))
     print()
+    if args.readme:
+        write_readme_report(nb_dir / "README.md", report_text(reps, markdown=True))
     if problems:
         print(f"{len(problems)} notebook problem(s):")
         for p in problems:

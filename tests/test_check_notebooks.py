@@ -310,3 +310,18 @@ def test_conversion_is_identical_across_processes(tmp_path):
                            env={**__import__("os").environ, "PYTHONHASHSEED": str(seed)}).stdout
             for seed in (1, 2, 3)}
     assert len(outs) == 1 and outs.pop().strip().startswith("{")
+
+
+def test_readme_report_is_written_between_markers(tmp_path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("cn_readme", Path(__file__).parent.parent / "scripts" / "check_notebooks.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{mod.REPORT_START}\nold\n{mod.REPORT_END}\noutro\n")
+    mod.write_readme_report(readme, "| a |\n|---|\n")
+    text = readme.read_text()
+    assert "old" not in text and "| a |" in text and text.startswith("intro") and text.endswith("outro\n")
+    readme.write_text("no markers")
+    with pytest.raises(SystemExit):
+        mod.write_readme_report(readme, "x")
