@@ -405,15 +405,35 @@ def read_jsonl_sft(path: str | os.PathLike) -> list[list[dict[str, str]]]:
     {"role": "assistant", "content": "..."}, ...]}`` with roles from ``SFT_ROLES``. Returns a list of
     conversations, each a list of ``{"role", "content"}`` dicts (other keys dropped). Problems
     raise ``DataFormatError`` naming the file and the line.
+
+    Current MiniMind files also hold tool use (a ``role: "tool"`` message, or ``tool_calls``):
+    such conversations are skipped (ChatML here has no tool turns), and a ``reasoning_content`` is
+    flattened into the content as ``<think>\n…\n</think>\n\n``; both are counted in one warning.
     """
-    conversations = []
+    import warnings
+
+    conversations, skipped, flattened = [], 0, 0
     for p, number, record in _jsonl_records(path):
         if "conversations" not in record:
             raise DataFormatError(p, number, f"missing key 'conversations' (keys: {sorted(record)})")
+        messages = record["conversations"]
+        if isinstance(messages, list) and any(isinstance(m, dict) and (m.get("role") in ("tool", "function")
+                                                                       or m.get("tool_calls")) for m in messages):
+            skipped += 1
+            continue
+        if isinstance(messages, list) and any(isinstance(m, dict) and m.get("reasoning_content") for m in messages):
+            flattened += 1
+            messages = [dict(m, content=f"<think>\n{m['reasoning_content']}\n</think>\n\n{m.get('content') or ''}")
+                        if isinstance(m, dict) and m.get("reasoning_content") else m for m in messages]
         try:
-            conversations.append(validate_conversation(record["conversations"], "conversations"))
+            conversations.append(validate_conversation(messages, "conversations"))
         except ValueError as e:
             raise DataFormatError(p, number, str(e)) from None
+    if skipped or flattened:
+        warnings.warn(f"{path}: skipped {skipped} conversations with tool calls (role 'tool'); flattened "
+                      f"reasoning_content into <think>...</think> in {flattened}", stacklevel=2)
+    if not conversations and skipped:
+        raise DataFormatError(path, None, f"no conversation left after skipping {skipped} with tool calls")
     return conversations
 
 

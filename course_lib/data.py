@@ -230,14 +230,17 @@ def _tokenize_documents(texts, tokenizer, what: str = "texts") -> list[list[int]
 def _flatten(seqs: Sequence[Sequence[int]], bos: int | None = None,
              eos: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Many id lists -> one flat int32 tensor and int64 offsets (``offsets[i]:offsets[i+1]``),
-    with ``bos``/``eos`` (when given) around each sequence, without copying the lists."""
+    with ``bos``/``eos`` (when given) around each sequence, without copying the lists. A sequence
+    that already starts with ``bos`` or ends with ``eos`` (old MiniMind pretraining text holds
+    ``<|im_start|>…<|im_end|>``) gets none added there: never two in a row."""
     head = [bos] if bos is not None else []
     tail = [eos] if eos is not None else []
-    extra = len(head) + len(tail)
-    lengths = np.fromiter((len(s) + extra for s in seqs), dtype=np.int64, count=len(seqs))
+    wrapped = [(head if not (len(s) and s[0] == bos) else [], s, tail if not (len(s) and s[-1] == eos) else [])
+               for s in seqs]
+    lengths = np.fromiter((len(h) + len(s) + len(t) for h, s, t in wrapped), dtype=np.int64, count=len(seqs))
     offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    pieces = itertools.chain.from_iterable((head, s, tail) for s in seqs)
+    pieces = itertools.chain.from_iterable(wrapped)
     flat = np.fromiter(itertools.chain.from_iterable(pieces), dtype=np.int32,
                        count=int(offsets[-1]))
     return torch.from_numpy(flat), torch.from_numpy(offsets)

@@ -6,6 +6,8 @@ float32: in bf16 the log-sum-exp over a large vocabulary loses the small differe
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 
@@ -45,3 +47,18 @@ def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, reduction: 
     per_seq = per_token.sum(dim=1) / counts.clamp(min=1)                # (B,)
     has_tokens = (counts > 0).to(per_seq.dtype)
     return (per_seq * has_tokens).sum() / has_tokens.sum().clamp(min=1)
+
+
+def warn_if_unshifted(input_ids: torch.Tensor, labels: torch.Tensor) -> None:
+    """Warn when ``labels (B, T)`` equal ``input_ids (B, T)`` wherever they count: the Hugging Face
+    habit ``labels=input_ids`` (shifted inside their models) given to labels that are aligned here,
+    which would train the model to copy its current token (a loss that falls to 0, silently)."""
+    if not (isinstance(labels, torch.Tensor) and isinstance(input_ids, torch.Tensor)) or \
+            labels.shape != input_ids.shape or labels.dim() != 2 or labels.shape[1] < 2:
+        return
+    counted = labels != IGNORE_INDEX
+    if bool(counted.any()) and bool(((labels == input_ids) | ~counted).all()):
+        warnings.warn("labels equal input_ids: labels here are aligned with the logits (labels[:, t] is the "
+                      "target of position t, i.e. input_ids[:, t + 1]), so this loss rewards copying the current "
+                      "token. Pass shift_labels=True for Hugging Face-style labels, or shift them yourself "
+                      "(-100 at the end)", stacklevel=3)

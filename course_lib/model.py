@@ -24,7 +24,7 @@ from .attention import Attention, AttentionInputs, build_attention_mask
 from .config import ModelConfig
 from .ffn import build_ffn
 from .kv_cache import KVCache
-from .losses import IGNORE_INDEX, REDUCTIONS, masked_cross_entropy
+from .losses import IGNORE_INDEX, REDUCTIONS, masked_cross_entropy, warn_if_unshifted
 from .norm import build_norm
 from .positions import build_positions
 
@@ -240,10 +240,14 @@ class Transformer(nn.Module):
     def forward(self, input_ids: torch.Tensor, labels: Optional[torch.Tensor] = None,
                 attention_mask: Optional[torch.Tensor] = None, position_ids: Optional[torch.Tensor] = None,
                 kv_cache: Optional[KVCache] = None, loss_reduction: str = "token_mean", capture: bool = False,
-                head_mask: Optional[torch.Tensor] = None, *, allow_longer: bool = False) -> ModelOutput:
+                head_mask: Optional[torch.Tensor] = None, *, allow_longer: bool = False,
+                shift_labels: bool = False) -> ModelOutput:
         """Logits (and loss) for ``input_ids (B, T)``.
 
         labels: ``(B, T)`` aligned with the logits (no shift here), ``-100`` = no loss.
+        shift_labels: take ``labels`` the Hugging Face way, unshifted (``labels=input_ids``): the
+            target of position t becomes ``labels[:, t + 1]`` and the last position gets none.
+            Passing ``labels=input_ids`` without it warns (a loss of predicting the current token).
         attention_mask: ``(B, S)`` over cached + new positions, 1 = token, 0 = (left) padding.
         position_ids: ``(B, T)``; default ``cumsum(attention_mask) - 1`` (clamped at 0) for the new
             positions, or ``cache length + arange(T)`` without a mask.
@@ -255,6 +259,10 @@ class Transformer(nn.Module):
             extrapolation experiments; not possible with learned positions).
         """
         c = self.config
+        if shift_labels and labels is not None:
+            labels = torch.cat([labels[:, 1:], torch.full_like(labels[:, :1], IGNORE_INDEX)], dim=1)
+        elif self.check_inputs and labels is not None and not torch.compiler.is_compiling():
+            warn_if_unshifted(input_ids, labels)
         if self.check_inputs and not torch.compiler.is_compiling():
             self._check(input_ids, labels, attention_mask, position_ids, kv_cache, loss_reduction, head_mask,
                         allow_longer)

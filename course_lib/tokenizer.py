@@ -195,10 +195,11 @@ class BPETokenizer(_TokenizerBase):
         return self._tok.get_vocab_size(with_added_tokens=True)
 
     def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
-        """Token ids of ``text``; with ``add_special_tokens`` a BOS id (1) is put in front."""
+        """Token ids of ``text``; with ``add_special_tokens`` a BOS id (1) is put in front (by id, not
+        by the backend's post-processor, which a foreign tokenizer.json such as MiniMind's may lack)."""
         if not isinstance(text, str):
             raise ValueError(f"text must be a str, got {type(text).__name__}")
-        return self._tok.encode(text, add_special_tokens=add_special_tokens).ids
+        return [self.bos_id] * add_special_tokens + self._tok.encode(text, add_special_tokens=False).ids
 
     def encode_batch(self, texts: Sequence[str], add_special_tokens: bool = False) -> list[list[int]]:
         """``encode`` for many texts at once, in parallel inside ``tokenizers`` (much faster)."""
@@ -206,7 +207,8 @@ class BPETokenizer(_TokenizerBase):
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise ValueError(f"texts[{i}] must be a str, got {type(t).__name__}")
-        return [e.ids for e in self._tok.encode_batch(texts, add_special_tokens=add_special_tokens)]
+        return [[self.bos_id] * add_special_tokens + e.ids
+                for e in self._tok.encode_batch(texts, add_special_tokens=False)]
 
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
         return self._tok.decode(self._check_ids(ids), skip_special_tokens=skip_special_tokens)
@@ -369,8 +371,10 @@ def load_tokenizer(path: str | os.PathLike):
 
         extras = [e.get("content") if isinstance(e, dict) else e
                   for e in cfg.get("additional_special_tokens", [])]
-        specials = (name("pad_token", SPECIAL_TOKENS[0]), name("bos_token", SPECIAL_TOKENS[1]),
-                    name("eos_token", SPECIAL_TOKENS[2]), *extras)
+        first = (name("pad_token", SPECIAL_TOKENS[0]), name("bos_token", SPECIAL_TOKENS[1]),
+                 name("eos_token", SPECIAL_TOKENS[2]))
+        # MiniMind's config repeats BOS/EOS among the extras: keep each special token once
+        specials = tuple(dict.fromkeys([*first, *(e for e in extras if e)]))
     return BPETokenizer(backend, specials)
 
 
