@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import shutil
@@ -346,10 +347,50 @@ def read_config(path: PathLike) -> ModelConfig:
     data = read_json(file, "checkpoint config")
     if not isinstance(data, dict):
         raise ValueError(f"checkpoint config {str(file)!r} must hold a JSON object, got {type(data).__name__}")
+    check_stored_config(data, file)
     try:
         return ModelConfig.from_dict(data)
     except (TypeError, ValueError) as err:
         raise ValueError(f"checkpoint config {str(file)!r} is not a valid ModelConfig: {err}") from None
+
+
+# Fields added to ModelConfig after checkpoints were first written; their defaults are the model
+# those checkpoints describe, so a config.json may lack them. Every other field is required.
+LATER_FIELDS = ("attn_normalizer", "attn_tau", "pos_concat_dim", "zero_init_out")
+_JSON_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+
+
+def check_stored_config(data: dict, file: PathLike) -> None:
+    """A stored config must name every field with a value of its type: a missing field would load a
+    different model (defaults filled in), ``"causal": "false"`` would make a causal one. Raises
+    ``ValueError`` naming the file and every bad field."""
+    import dataclasses
+
+    problems = []
+    for f in dataclasses.fields(ModelConfig):
+        if f.name not in data:
+            if f.name not in LATER_FIELDS:
+                problems.append(f"{f.name} is missing")
+            continue
+        v, kind = data[f.name], str(f.type)
+        allowed = [t for name, types in _JSON_TYPES.items() if name in kind for t in types]
+        ok = (v is None and "Optional" in kind) or (
+            isinstance(v, tuple(allowed)) and (isinstance(v, bool) == (bool in allowed)))
+        if ok and isinstance(v, float) and not math.isfinite(v):
+            ok, kind = False, kind + " (finite)"
+        if not ok:
+            problems.append(f"{f.name}={v!r} must be {kind}")
+    if problems:
+        raise ValueError(f"checkpoint config {str(file)!r} is not a complete ModelConfig: " + "; ".join(problems))
+
+
+def check_finite(tensors: Dict[str, torch.Tensor], where: PathLike) -> None:
+    """Refuse NaN/inf weights (a model that outputs NaN and, greedily, token 0 forever)."""
+    bad = [n for n, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise ValueError(f"checkpoint {str(where)!r} holds non-finite (NaN/inf) weights in {', '.join(bad[:5])}"
+                         f"{f' and {len(bad) - 5} more' if len(bad) > 5 else ''}; it is not usable (a diverged "
+                         "run?): load an earlier checkpoint")
 
 
 def _describe(t: torch.Tensor) -> str:
@@ -370,6 +411,9 @@ def _match_report(model: nn.Module, tensors: Dict[str, torch.Tensor]) -> List[st
         lines.append(f"  unexpected in checkpoint: {n} {_describe(tensors[n])}")
     for n in shaped:
         lines.append(f"  shape mismatch: {n} checkpoint {tuple(tensors[n].shape)} vs model {tuple(expected[n].shape)}")
+    for n in expected:
+        if n in tensors and n not in shaped and expected[n].is_floating_point() != tensors[n].is_floating_point():
+            lines.append(f"  dtype mismatch: {n} checkpoint {_describe(tensors[n])} vs model {_describe(expected[n])}")
     return lines
 
 
@@ -396,12 +440,10 @@ def save_checkpoint(model: nn.Module, path: PathLike, overwrite: bool = True, **
     ``metadata`` (step, loss, tokenizer, notes, ...) goes to ``metadata.json`` next to
     ``course_lib_version`` and ``format_version``; values must be JSON-serialisable (paths, one-element
     tensors and numpy scalars are converted). Tied weights are stored once and re-tied on load.
-    ``tokenizer=`` an object with ``save(dir)`` writes its files beside the weights (``load_tokenizer``).
     """
     from ._version import __version__
 
     _config_of(model)  # fail before touching the disk if this is not a course_lib model
-    tok = metadata.pop("tokenizer") if callable(getattr(metadata.get("tokenizer"), "save", None)) else None
     meta = {"format_version": FORMAT_VERSION, "course_lib_version": __version__,
             "num_parameters": sum(p.numel() for p in model.parameters())}
     clash = sorted(set(metadata) & set(meta))
@@ -412,8 +454,6 @@ def save_checkpoint(model: nn.Module, path: PathLike, overwrite: bool = True, **
     with atomic_write_dir(path, overwrite=overwrite, replaceable=CHECKPOINT_FILES) as tmp:
         write_model_files(model, tmp)
         (tmp / METADATA_FILE).write_text(meta_text + "\n", encoding="utf-8")
-        if tok is not None:
-            tok.save(tmp)
     return Path(path)
 
 
@@ -437,6 +477,7 @@ def load_checkpoint(path: PathLike, device: Union[str, torch.device] = "cpu") ->
     folder = _resolve_folder(path)
     config = read_config(folder)
     tensors, _ = read_model_tensors(folder)
+    check_finite(tensors, folder)
     model = Transformer(config)
     problems = _match_report(model, tensors)
     if problems:
@@ -460,6 +501,7 @@ def load_state_into(model: nn.Module, path: PathLike) -> nn.Module:
     """
     folder = _resolve_folder(path)
     tensors, _ = read_model_tensors(folder)
+    check_finite(tensors, folder)
     problems = _match_report(model, tensors)
     if problems:
         detail = ""
@@ -600,5 +642,5 @@ def load_pretrained(name: str = DEFAULT_PRETRAINED, device: Union[str, torch.dev
 
 __all__ = ["load_pretrained", "pretrained_path", "pretrained_metadata", "available_pretrained", "PRETRAINED_DIR",
            "DEFAULT_PRETRAINED", "list_checkpoints", "latest_checkpoint", "step_of", "check_run_folder", "resolve_checkpoint", "save_checkpoint", "load_checkpoint", "load_checkpoint_metadata", "load_state_into",
-           "atomic_write_dir", "atomic_write_json", "check_replaceable", "CHECKPOINT_FILES", "read_json", "write_model_files",
+           "atomic_write_dir", "atomic_write_json", "check_replaceable", "check_stored_config", "check_finite", "CHECKPOINT_FILES", "read_json", "write_model_files",
            "read_model_tensors", "read_config", "tied_aliases", "model_tensors"]

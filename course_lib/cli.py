@@ -48,31 +48,21 @@ def _preset_name(name: str) -> str:
     return name
 
 
-def _nearest_preset(init: str) -> str:
-    """The preset closest in size (dim^2 x layers, on a log scale) to the checkpoint ``init``."""
-    import math
-
-    from .checkpoint import read_config, resolve_checkpoint
-    from .config import PRESETS, ModelConfig
-
-    def size(c) -> float:
-        return math.log(c.dim * c.dim * c.n_layers)
-    c = read_config(resolve_checkpoint(init))
-    return min(PRESETS, key=lambda name: abs(size(ModelConfig.preset(name)) - size(c)))
-
-
 def _read_documents(args) -> tuple:
     """(documents, description) from --data (a text or MiniMind jsonl file) or --corpus."""
-    from .corpus import load_corpus, read_jsonl_pretrain, read_text_file
+    from .corpus import DEFAULT_CORPUS, load_corpus, read_jsonl_pretrain, read_text_file
 
+    if args.data and args.corpus is not None:
+        raise CLIError(f"pass either --data {args.data} or --corpus {args.corpus}, not both")
     if args.data:
         path = Path(args.data)
-        docs = read_jsonl_pretrain(path) if path.suffix == ".jsonl" else read_text_file(path)
+        docs = read_jsonl_pretrain(path) if path.suffix.lower() in (".jsonl", ".json") else read_text_file(path)
         docs = [d for d in docs if d.strip()]
         if not docs:
             raise ValueError(f"{path}: no non-empty documents")
         what = str(path)
     else:
+        args.corpus = args.corpus or DEFAULT_CORPUS
         docs = load_corpus(args.corpus)
         what = f"corpus {args.corpus!r}"
     if args.max_chars:
@@ -93,14 +83,26 @@ def _shipped_tokenizer(vocab_size: int):
     return tok if tok.vocab_size == vocab_size else None
 
 
-def _get_tokenizer(args, docs: Sequence[str], out: Path, vocab_size: int):
-    """--tokenizer if given; else the run's own tokenizer (when resuming); else the shipped one for
+def _vocabulary(tok) -> list:
+    return [tok.id_to_token(i) for i in range(tok.vocab_size)]
+
+
+def _get_tokenizer(args, docs: Sequence[str], out: Path, vocab_size: int, resumed: Optional[Path] = None):
+    """The resumed checkpoint's tokenizer (``--tokenizer`` must be the same); else --tokenizer if
+    given; else the run's own tokenizer (when resuming); else the shipped one for
     the default corpus; else train one on (up to --tokenizer-chars of) the training documents.
     Under torchrun, rank 0 makes it and the other processes load rank 0's file."""
     from . import distributed as D
+    from .checkpoint import TOKENIZER_FILES
     from .corpus import DEFAULT_CORPUS, _take_chars
     from .tokenizer import load_tokenizer, train_tokenizer
 
+    if resumed is not None and any((resumed / f).is_file() for f in TOKENIZER_FILES):
+        tok = load_tokenizer(resumed)                 # the checkpoint's tokenizer is the run's tokenizer
+        if args.tokenizer and _vocabulary(load_tokenizer(args.tokenizer)) != _vocabulary(tok):
+            raise CLIError(f"--tokenizer {args.tokenizer} is not the tokenizer of the checkpoint {resumed} being "
+                           "resumed (its weights belong to that one); drop --tokenizer")
+        return tok, f"the resumed checkpoint's, {resumed}"
     if args.tokenizer:
         return load_tokenizer(args.tokenizer), f"loaded from {args.tokenizer}"
     own = out / "tokenizer"
@@ -160,11 +162,13 @@ def _train_config(args, defaults: dict, out: Path):
     # the preset's warmup, but never more than a tenth of a short run
     warmup = args.warmup_steps if args.warmup_steps is not None else min(defaults["warmup_steps"],
                                                                          pick("max_steps") // 10)
+    if args.grad_clip < 0:
+        raise CLIError(f"--grad-clip {args.grad_clip} must be > 0, or 0 for no clipping")
     return TrainConfig(
         batch_size=pick("batch_size"), grad_accum_steps=args.grad_accum, max_steps=pick("max_steps"),
         lr=pick("lr"), min_lr=args.min_lr, warmup_steps=warmup,
         schedule=args.schedule, optimizer=args.optimizer, weight_decay=args.weight_decay,
-        grad_clip=None if args.grad_clip <= 0 else args.grad_clip, dtype=args.dtype, compile=args.compile,
+        grad_clip=None if args.grad_clip == 0 else args.grad_clip, dtype=args.dtype, compile=args.compile,
         eval_every=args.eval_every, eval_batches=args.eval_batches, save_every=pick("save_every"),
         out_dir=str(out), keep_last_checkpoints=args.keep_last, seed=args.seed, device=args.device,
         log_every=args.log_every, progress=False if args.no_progress else "auto")
@@ -207,8 +211,6 @@ def _run_training(args, kind: str) -> int:
     out = Path(args.out)
     resume = _resume_target(args, out)
     _check_out_dir(out, resume)
-    if kind == "sft" and args.init and not any(a.split("=")[0] == "--preset" for a in args.argv):
-        args.preset = _nearest_preset(args.init)     # the training defaults of the model being tuned
     preset = _preset_name(args.preset)
     defaults = dict(PRESET_DEFAULTS[preset])
     cfg = _train_config(args, defaults, out)
@@ -224,7 +226,11 @@ def _run_training(args, kind: str) -> int:
     if kind == "pretrain":
         docs, what = _read_documents(args)
         vocab = args.vocab_size or ModelConfig.preset(preset).vocab_size
-        tokenizer, how = _get_tokenizer(args, docs, out, vocab)
+        resumed = None
+        if resume is not None:
+            from .checkpoint import resolve_checkpoint
+            resumed = resolve_checkpoint(out if resume == "latest" else resume, need_train_state=True)
+        tokenizer, how = _get_tokenizer(args, docs, out, vocab, resumed)
     else:
         from .corpus import read_jsonl_sft
         from .tokenizer import load_tokenizer
@@ -292,6 +298,14 @@ def _datasets(kind, docs, tokenizer, seq_len: int, val_fraction: float, seed: in
                             if val_fraction > 0 and len(docs) >= 2 else (list(docs), []))
     train = SFTDataset(train_docs, tokenizer, max_len=seq_len, overflow="truncate")
     val = SFTDataset(val_docs, tokenizer, max_len=seq_len, overflow="truncate") if val_docs else None
+    for name, ds in (("training", train), ("validation", val)):
+        empty = 0 if ds is None else sum(1 for i in range(len(ds)) if not bool((ds[i]["labels"] != -100).any()))
+        if ds is not None and empty == len(ds):
+            raise CLIError(f"--seq-len {seq_len} truncates every {name} conversation before its answer: no "
+                           "target token is left; raise --seq-len")
+        if empty:
+            _log(f"warning: {empty} of {len(ds)} {name} conversations keep no answer token at --seq-len {seq_len} "
+                 "(they add nothing to the loss)")
     return train, val, len(train_docs), len(val_docs)
 
 
@@ -313,10 +327,9 @@ def cmd_generate(args) -> int:
     from .tokenizer import load_tokenizer
     from .checkpoint import resolve_checkpoint
 
-    from .checkpoint import TOKENIZER_FILES
     folder = resolve_checkpoint(args.ckpt)
-    if not args.tokenizer and not any((folder / f).is_file() for f in TOKENIZER_FILES):
-        raise FileNotFoundError(f"{folder} has no tokenizer (tokenizer.json or simple_tokenizer.json); pass --tokenizer")
+    if not (folder / "tokenizer.json").is_file():
+        raise FileNotFoundError(f"{folder} has no tokenizer.json; pass --tokenizer")
     tokenizer = load_tokenizer(args.tokenizer or folder)
     device = pick_device(None if args.device == "auto" else args.device)
     model = load_checkpoint(folder, device=device)
@@ -392,7 +405,7 @@ def _positive_int(text: str) -> int:
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     from .corpus import CORPORA, DEFAULT_CORPUS
 
-    p.add_argument("--corpus", default=DEFAULT_CORPUS,
+    p.add_argument("--corpus", default=None,
                    help=f"named corpus: {', '.join(sorted(CORPORA))} (default {DEFAULT_CORPUS})")
     p.add_argument("--data", default=None, help="your own data: a UTF-8 text file (paragraphs separated by blank "
                                                 "lines) or a MiniMind jsonl file ({\"text\": ...} per line)")

@@ -304,6 +304,10 @@ def sampling_distribution(logits: torch.Tensor, temperature: float = 1.0, top_k:
                          f"{type(logits).__name__ if not isinstance(logits, torch.Tensor) else logits.dtype}")
     if logits.shape[-1] == 0:
         raise ValueError("logits has an empty vocabulary dimension")
+    # -inf marks a forbidden token; NaN, +inf or a row with no finite logit give no distribution
+    if bool(torch.isnan(logits).any() | torch.isposinf(logits).any() | torch.isneginf(logits).all(-1).any()):
+        raise ValueError("logits hold NaN or +inf (or a row that is all -inf): no distribution to sample "
+                         "from; the model's weights or inputs are not finite (a diverged checkpoint?)")
     seen = None
     if previous_tokens is not None and repetition_penalty != 1.0:
         seen = _seen_mask(previous_tokens, logits.shape, logits.device)

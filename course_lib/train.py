@@ -33,8 +33,7 @@ What the trainer gets right, and why
   ``config.json``, ``metadata.json``, ``train_state.safetensors`` (optimizer tensors, RNG states as
   uint8 tensors) and ``train_state.json`` (step, stream position, train config, history), written
   atomically. Resuming on the CPU reproduces the uninterrupted run bit for bit.
-* **Ctrl-C / notebook interrupt** finishes the current step, saves a resumable checkpoint (when
-  ``out_dir`` is set) and returns the history; the model stays usable.
+* **Ctrl-C / SIGTERM** finish the current step, save a resumable checkpoint (with ``out_dir``), return.
 """
 from __future__ import annotations
 
@@ -60,7 +59,7 @@ from .data import SampleStream, collate_for
 from .losses import IGNORE_INDEX
 from .progress import Display, GracefulInterrupt, TrainHistory
 from .schedule import schedule_fn
-from .train_state import load_optimizer, load_rng, read_train_checkpoint, rng_tensors, write_train_checkpoint
+from .train_state import last_good_checkpoint, load_optimizer, load_rng, read_train_checkpoint, rng_tensors, write_train_checkpoint
 
 OPTIMIZERS = ("adamw", "sgd")
 DTYPES = ("auto", *DTYPE_NAMES)
@@ -72,13 +71,14 @@ class TrainingDiverged(RuntimeError):
     """The loss or the gradient norm became NaN or infinite; the update was not applied.
 
     ``step``: the update that failed (1-based, the one that would have produced ``step_<step>``);
-    ``what``: "loss" or "grad norm"; ``last_checkpoint``: the newest checkpoint on disk (or None).
+    ``what``: "loss" or "grad norm"; ``last_checkpoint``: the newest good checkpoint (or None; see
+    ``train_state.last_good_checkpoint``).
     """
 
     def __init__(self, step: int, what: str, value: float, lr: float, last_checkpoint: Optional[Path]):
         self.step, self.what, self.value, self.lr, self.last_checkpoint = step, what, value, lr, last_checkpoint
-        where = (f"the last good checkpoint is {last_checkpoint}" if last_checkpoint is not None
-                 else "no checkpoint was saved before it")
+        where = (f"the last good checkpoint is {last_checkpoint}" if last_checkpoint is not None else "no checkpoint "
+                 "of this run is good (none saved, or each diverging: a loss above the first step's or not finite)")
         super().__init__(f"training diverged at step {step}: the {what} is {value} (lr={lr:.3g}); the update was "
                          f"not applied and {where}. Try a lower lr, more warmup or grad_clip.")
 
@@ -398,6 +398,10 @@ class Trainer:
             local[0] += valid.sum()
             local[1] += (valid.sum(1) > 0).sum()
         counts = D.all_reduce_sum(local.to(self.device) if self.device.type == "cuda" else local)
+        if float(counts[0]) == 0:      # "loss 0.0000" while weight decay still moves the weights
+            raise ValueError(f"step {self.step + 1}: no sample of this window has a target token (every label is "
+                             f"IGNORE_INDEX={IGNORE_INDEX}); check the labels, or an SFT max_len that truncates "
+                             "every answer away")
         counts_dev = counts.to(self.device, torch.float32)
         reduction = {"global_tokens": "sum" if cfg.loss_reduction == "token_mean" else "none"}.get(
             cfg.accum_normalize, cfg.loss_reduction)
@@ -449,8 +453,12 @@ class Trainer:
 
     def _diverged(self, what: str, value: float, lr: float) -> None:
         self.optimizer.zero_grad(set_to_none=True)
-        last = self._last_saved or (latest_checkpoint(self.out_dir) if self.out_dir else None)
-        raise TrainingDiverged(self.step + 1, what, value, lr, last)
+        found, h, now = list_checkpoints(self.out_dir) if self.out_dir else [], self.history, None
+        if found and found[-1].name == f"step_{self.step}":      # the weights in memory: judged on another batch
+            with torch.no_grad():
+                b = self.collate_fn([self.train_data[i] for i in range(min(len(self.train_data), 8))])
+                now = float(self.model(**self._forward_kwargs(b), labels=b["labels"].to(self.device)).loss)
+        raise TrainingDiverged(self.step + 1, what, value, lr, last_good_checkpoint(found, h.step, h.loss, self.step, now))
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
@@ -481,7 +489,10 @@ class Trainer:
         finally:
             self.model.train(was_training)
         D.all_reduce_sum(total)
-        return float(total[0] / total[1].clamp(min=1))
+        if float(total[1]) == 0:
+            raise ValueError(f"eval_data has no target tokens in its first {max_batches} batches (empty, or every "
+                             f"label is IGNORE_INDEX={IGNORE_INDEX}): there is no eval loss to report")
+        return float(total[0] / total[1])
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, path: Optional[Union[str, os.PathLike]] = None) -> Optional[Path]:

@@ -11,15 +11,16 @@ state), not the trainer, so ``train.py`` imports this module and not the other w
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
 from . import distributed as D
 from ._version import __version__
-from .checkpoint import (CHECKPOINT_FILES, METADATA_FILE, TRAIN_STATE_JSON, TRAIN_STATE_TENSORS, atomic_write_dir, json_text,
+from .checkpoint import (CHECKPOINT_FILES, METADATA_FILE, check_finite, read_model_tensors, step_of, TRAIN_STATE_JSON, TRAIN_STATE_TENSORS, atomic_write_dir, json_text,
                          load_state_into, read_config, read_json, resolve_checkpoint, write_model_files)
 
 STATE_FORMAT = "course_lib.train_state"
@@ -142,5 +143,28 @@ def read_train_checkpoint(checkpoint, model: nn.Module) -> Tuple[Path, dict, Dic
     return path, state, tensors
 
 
-__all__ = ["rng_tensors", "load_rng", "optimizer_tensors", "load_optimizer", "write_train_checkpoint",
+def last_good_checkpoint(found: List[Path], steps: Sequence[int], losses: Sequence[float],
+                         up_to: int, loss_now: Optional[float] = None) -> Optional[Path]:
+    """After a divergence: the newest ``step_<k>`` (``k <= up_to``) that is good, or None when none is.
+
+    Good: its weights are finite, and the loss measured on them (by step ``k + 1``, in ``steps`` /
+    ``losses``; for ``k == up_to``, the weights in memory, ``loss_now`` on another batch) is finite
+    and at most 10 % above the run's first loss. A checkpoint already blown up (weights ~1e9, finite
+    but useless) is never named."""
+    loss_on = dict(zip(steps, losses))
+    loss_on[up_to + 1] = loss_now
+    first = losses[0] if losses else math.nan
+    for p in reversed(found):
+        k, after = step_of(p), loss_on.get(step_of(p) + 1)
+        if k > up_to or after is None or not math.isfinite(after) or not after <= 1.1 * first:
+            continue
+        try:
+            check_finite(read_model_tensors(p)[0], p)
+        except (ValueError, FileNotFoundError):
+            continue
+        return p
+    return None
+
+
+__all__ = ["last_good_checkpoint", "rng_tensors", "load_rng", "optimizer_tensors", "load_optimizer", "write_train_checkpoint",
            "read_train_checkpoint"]

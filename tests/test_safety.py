@@ -33,7 +33,7 @@ def data(n=24, seed=2):
 
 
 def config(out, **kw):
-    base = dict(batch_size=2, max_steps=4, lr=3e-3, save_every=2, out_dir=str(out), device="cpu",
+    base = dict(batch_size=2, max_steps=4, lr=3e-3, save_every=2, out_dir=out and str(out), device="cpu",
                 dtype="float32", progress=False, log_every=0, seed=5)
     base.update(kw)
     return TrainConfig(**base)
@@ -238,3 +238,122 @@ def test_a_read_only_out_dir_fails_before_training(tmp_path):
         assert t.step == 0
     finally:
         out.chmod(0o700)
+
+
+# ================================================================ silently wrong -> a clear error
+def test_non_finite_weights_are_refused_on_load(tmp_path):
+    from course_lib.checkpoint import load_checkpoint, load_state_into
+
+    model = fresh()
+    with torch.no_grad():
+        model.norm.weight[0] = float("nan")
+    save_checkpoint(model, tmp_path / "ckpt")
+    with pytest.raises(ValueError, match=r"non-finite.*norm\.weight"):
+        load_checkpoint(tmp_path / "ckpt")
+    with pytest.raises(ValueError, match="non-finite"):
+        load_state_into(fresh(), tmp_path / "ckpt")
+
+
+@pytest.mark.parametrize("edit, field", [(lambda c: c.pop("causal"), "causal"),
+                                         (lambda c: c.update(causal="false"), "causal"),
+                                         (lambda c: c.update(rope_theta=float("inf")), "rope_theta"),
+                                         (lambda c: c.update(dim=64.0), "dim"),
+                                         (lambda c: c.update(n_layers=True), "n_layers")])
+def test_a_stored_config_needs_every_field_with_its_type(tmp_path, edit, field):
+    import json
+    from course_lib.checkpoint import load_checkpoint
+
+    save_checkpoint(fresh(), tmp_path / "ckpt")
+    cfg = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    edit(cfg)
+    (tmp_path / "ckpt" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match=rf"config\.json.*\b{field}\b"):
+        load_checkpoint(tmp_path / "ckpt")
+
+
+def test_integer_weights_are_refused_not_cast(tmp_path):
+    from safetensors.torch import save_file
+    from course_lib.checkpoint import load_checkpoint
+
+    save_checkpoint(fresh(), tmp_path / "ckpt")
+    tensors, aliases = read_model_tensors(tmp_path / "ckpt")
+    tensors["norm.weight"] = tensors["norm.weight"].to(torch.int8)
+    import json
+    save_file(tensors, str(tmp_path / "ckpt" / "model.safetensors"),
+              metadata={"format": "pt", "course_lib.tied": json.dumps(aliases)})
+    with pytest.raises(ValueError, match=r"dtype mismatch: norm\.weight .*int8"):
+        load_checkpoint(tmp_path / "ckpt")
+
+
+def test_sampling_distribution_refuses_non_finite_logits():
+    from course_lib.sample import sampling_distribution
+
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="NaN"):
+            sampling_distribution(torch.tensor([[0.0, bad, 1.0]]))
+    with pytest.raises(ValueError, match="all -inf"):
+        sampling_distribution(torch.full((1, 3), float("-inf")))
+    p = sampling_distribution(torch.tensor([[0.0, float("-inf"), 0.0]]))   # -inf = a forbidden token
+    assert torch.allclose(p, torch.tensor([[0.5, 0.0, 0.5]]))
+
+
+def test_zero_target_windows_and_eval_sets_are_errors(tmp_path):
+    no_targets = [dict(item, labels=torch.full_like(item["labels"], -100)) for item in data(8)]
+    model = fresh()
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(ValueError, match="no sample of this window has a target"):
+        Trainer(model, no_targets, config(None, save_every=0)).fit()
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))   # no decay step either
+    t = Trainer(fresh(), data(), config(None, save_every=0), eval_data=no_targets)
+    with pytest.raises(ValueError, match="eval_data has no target tokens"):
+        t.evaluate()
+
+
+def test_divergence_names_only_a_good_checkpoint(tmp_path):
+    from course_lib.checkpoint import load_checkpoint
+    from course_lib.data import collate
+    from course_lib.train import TrainingDiverged
+
+    t = Trainer(fresh(), data(), config(tmp_path, lr=1e9, max_steps=20, save_every=1, grad_clip=None, warmup_steps=0))
+    with pytest.raises(TrainingDiverged) as info:
+        t.fit()
+    first = t.history.loss[0]
+    named = info.value.last_checkpoint
+    if named is None:
+        assert "no checkpoint of this run is good" in str(info.value)
+    else:                                    # judged independently: its weights give a sane loss
+        batch = collate(data()[:8])
+        loss = float(load_checkpoint(named)(batch["input_ids"], labels=batch["labels"]).loss)
+        assert loss == loss and loss < 2 * first, (named, loss)
+
+
+def test_cli_data_extension_case_conflicts_and_grad_clip(tmp_path, capsys):
+    import json
+    jsonl = tmp_path / "x.JSONL"
+    jsonl.write_text("\n".join(json.dumps({"text": line}) for line in TEXT.split("\n\n")), encoding="utf-8")
+    code = main([str(a) for a in cli_pretrain(jsonl, tmp_path / "run", "--max-steps", 1)[3:]])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    import re
+    n_train, n_val = map(int, re.search(r"(\d+) train / (\d+) val documents", captured.out).groups())
+    assert n_train + n_val == len(TEXT.split("\n\n"))          # one document per JSON line, not raw text
+    code = main([str(a) for a in cli_pretrain(jsonl, tmp_path / "b", "--corpus", "peoples_daily")[3:]])
+    assert code == 2 and "not both" in capsys.readouterr().err
+    code = main([str(a) for a in cli_pretrain(jsonl, tmp_path / "c", "--grad-clip", "-1")[3:]])
+    assert code == 2 and "--grad-clip -1" in capsys.readouterr().err
+
+
+def test_resume_uses_the_checkpoints_tokenizer(tmp_path, text_file, capsys):
+    run = tmp_path / "run"
+    assert main([str(a) for a in cli_pretrain(text_file, run, "--max-steps", 2)[3:]]) == 0
+    other = tmp_path / "other.txt"
+    other.write_text("abcdefghij klmnopqrst uvwxyz 0123456789\n\n" * 40, encoding="utf-8")
+    tok = tmp_path / "tok"
+    assert main(["tokenizer", "--data", str(other), "--vocab-size", "300", "--out", str(tok)]) == 0
+    capsys.readouterr()
+    code = main([str(a) for a in cli_pretrain(other, run, "--max-steps", 3, "--tokenizer", tok, "--resume")[3:]])
+    assert code == 2 and "not the tokenizer of the checkpoint" in capsys.readouterr().err
+    code = main([str(a) for a in cli_pretrain(other, run, "--max-steps", 3, "--resume")[3:]])
+    out = capsys.readouterr().out
+    assert code == 0 and "tokenizer: the resumed checkpoint's" in out
+    assert (run / "step_3" / "tokenizer.json").read_bytes() == (run / "step_2" / "tokenizer.json").read_bytes()
