@@ -440,10 +440,12 @@ def save_checkpoint(model: nn.Module, path: PathLike, overwrite: bool = True, **
     ``metadata`` (step, loss, tokenizer, notes, ...) goes to ``metadata.json`` next to
     ``course_lib_version`` and ``format_version``; values must be JSON-serialisable (paths, one-element
     tensors and numpy scalars are converted). Tied weights are stored once and re-tied on load.
+    ``tokenizer=`` an object with ``save(dir)`` writes its files beside the weights (``load_tokenizer``).
     """
     from ._version import __version__
 
     _config_of(model)  # fail before touching the disk if this is not a course_lib model
+    tok = metadata.pop("tokenizer") if callable(getattr(metadata.get("tokenizer"), "save", None)) else None
     meta = {"format_version": FORMAT_VERSION, "course_lib_version": __version__,
             "num_parameters": sum(p.numel() for p in model.parameters())}
     clash = sorted(set(metadata) & set(meta))
@@ -454,6 +456,8 @@ def save_checkpoint(model: nn.Module, path: PathLike, overwrite: bool = True, **
     with atomic_write_dir(path, overwrite=overwrite, replaceable=CHECKPOINT_FILES) as tmp:
         write_model_files(model, tmp)
         (tmp / METADATA_FILE).write_text(meta_text + "\n", encoding="utf-8")
+        if tok is not None:
+            tok.save(tmp)
     return Path(path)
 
 

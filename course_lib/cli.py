@@ -48,6 +48,19 @@ def _preset_name(name: str) -> str:
     return name
 
 
+def _nearest_preset(init: str) -> str:
+    """The preset closest in size (dim^2 x layers, on a log scale) to the checkpoint ``init``."""
+    import math
+
+    from .checkpoint import read_config, resolve_checkpoint
+    from .config import PRESETS, ModelConfig
+
+    def size(c) -> float:
+        return math.log(c.dim * c.dim * c.n_layers)
+    c = read_config(resolve_checkpoint(init))
+    return min(PRESETS, key=lambda name: abs(size(ModelConfig.preset(name)) - size(c)))
+
+
 def _read_documents(args) -> tuple:
     """(documents, description) from --data (a text or MiniMind jsonl file) or --corpus."""
     from .corpus import DEFAULT_CORPUS, load_corpus, read_jsonl_pretrain, read_text_file
@@ -211,6 +224,8 @@ def _run_training(args, kind: str) -> int:
     out = Path(args.out)
     resume = _resume_target(args, out)
     _check_out_dir(out, resume)
+    if kind == "sft" and args.init and not any(a.split("=")[0] == "--preset" for a in args.argv):
+        args.preset = _nearest_preset(args.init)     # the training defaults of the model being tuned
     preset = _preset_name(args.preset)
     defaults = dict(PRESET_DEFAULTS[preset])
     cfg = _train_config(args, defaults, out)
@@ -327,9 +342,10 @@ def cmd_generate(args) -> int:
     from .tokenizer import load_tokenizer
     from .checkpoint import resolve_checkpoint
 
+    from .checkpoint import TOKENIZER_FILES
     folder = resolve_checkpoint(args.ckpt)
-    if not (folder / "tokenizer.json").is_file():
-        raise FileNotFoundError(f"{folder} has no tokenizer.json; pass --tokenizer")
+    if not args.tokenizer and not any((folder / f).is_file() for f in TOKENIZER_FILES):
+        raise FileNotFoundError(f"{folder} has no tokenizer (tokenizer.json or simple_tokenizer.json); pass --tokenizer")
     tokenizer = load_tokenizer(args.tokenizer or folder)
     device = pick_device(None if args.device == "auto" else args.device)
     model = load_checkpoint(folder, device=device)
