@@ -366,11 +366,13 @@ class Transformer(nn.Module):
                     or position_ids.shape[0] not in (1, B):
                 shape = tuple(position_ids.shape) if isinstance(position_ids, torch.Tensor) else type(position_ids).__name__
                 raise ValueError(f"position_ids must have shape (B, T) = {(B, T)} (or (1, T)), got {shape}")
-            if c.pos == "learned":
-                plo, phi = torch.aminmax(position_ids)
-                if int(plo) < 0 or int(phi) >= c.max_seq_len:
-                    raise ValueError(f"position_ids must lie in [0, {c.max_seq_len - 1}] for learned positions, "
-                                     f"got values in [{int(plo)}, {int(phi)}]")
+            plo, phi = (int(v) for v in torch.aminmax(position_ids))
+            top = c.max_seq_len if c.pos == "learned" else (None if allow_longer else limit)
+            if plo < 0 or (top is not None and phi >= top):
+                raise ValueError(f"position_ids must lie in [0, {'inf' if top is None else top - 1}] "
+                                 f"({'the learned position table' if c.pos == 'learned' else 'the context length'}), "
+                                 f"got values in [{plo}, {phi}]"
+                                 f"{'' if c.pos == 'learned' or plo < 0 else '; pass allow_longer=True to extrapolate'}")
         if labels is not None:
             if not isinstance(labels, torch.Tensor) or tuple(labels.shape) != (B, T):
                 shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__

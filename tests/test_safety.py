@@ -357,3 +357,15 @@ def test_resume_uses_the_checkpoints_tokenizer(tmp_path, text_file, capsys):
     out = capsys.readouterr().out
     assert code == 0 and "tokenizer: the resumed checkpoint's" in out
     assert (run / "step_3" / "tokenizer.json").read_bytes() == (run / "step_2" / "tokenizer.json").read_bytes()
+
+
+def test_position_ids_past_the_context_are_refused():
+    model = fresh().eval()
+    limit = model.config.context_length
+    ids = torch.tensor([[5, 6, 7]])
+    with pytest.raises(ValueError, match=r"position_ids must lie in \[0, .*allow_longer"):
+        model(ids, position_ids=torch.tensor([[0, 1, 10 * limit]]))
+    with pytest.raises(ValueError, match="position_ids must lie"):
+        model(ids, position_ids=torch.tensor([[-1, 0, 1]]))
+    out = model(ids, position_ids=torch.tensor([[0, 1, 10 * limit]]), allow_longer=True)   # extrapolation asked for
+    assert torch.isfinite(out.logits).all()
