@@ -65,9 +65,15 @@ def spikes(values, factor: float = 3.0, window: int = 10, min_history: int = 3) 
     return found
 
 
-def train_model(model_config: ModelConfig, train_data, train_config: TrainConfig, seed: int = 0):
+def train_model(model_config: ModelConfig, train_data, train_config: TrainConfig, seed: int = 0,
+                device: str = "auto"):
     """Like :func:`train_run` for runs that are expected to finish, when the trained weights are what
-    the experiment measures next: returns ``(model, history)``; a divergence raises ``TrainingDiverged``."""
+    the experiment measures next: returns ``(model, history)``; a divergence raises ``TrainingDiverged``.
+
+    Training uses the GPU where there is one (``device="auto"``); the model comes back on the CPU in
+    float32, so the probes that follow run the same on every machine.
+    """
     model = seeded_model(model_config, seed)
-    history = Trainer(model, train_data, train_config.replace(**QUIET, seed=seed)).fit()
-    return model, history
+    where = {"device": device, "dtype": "auto" if device != "cpu" else "float32"}
+    history = Trainer(model, train_data, train_config.replace(**{**QUIET, **where}, seed=seed)).fit()
+    return model.to("cpu", torch.float32), history
