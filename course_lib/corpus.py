@@ -523,13 +523,14 @@ def tokenizer_hash(tokenizer) -> str:
 
 
 def write_token_file(texts, tokenizer, path: str | os.PathLike, batch_docs: int = 1024,
-                     add_bos: bool = True) -> dict:
+                     add_bos: bool = True, batch_chars: int = 1 << 16) -> dict:
     """Tokenize an iterable of documents into ``path`` (raw ``uint16``) and ``path + ".json"``.
 
     The stream is the one ``data.PackedDataset`` builds in memory: ``[BOS] doc [EOS]`` per
     document. ``texts`` may be a generator (e.g. :func:`stream_jsonl_texts`): documents are
-    encoded ``batch_docs`` at a time with the tokenizer's batch encoder and appended to the file,
-    so memory holds one batch, never the corpus. Returns the header: ``{"dtype": "uint16",
+    encoded in batches of at most ``batch_docs`` documents or about ``batch_chars`` characters
+    (the fast tokenizer keeps ~100 bytes of offsets per token of a batch) with the tokenizer's
+    batch encoder and appended to the file, so memory holds one batch, never the corpus. Returns the header: ``{"dtype": "uint16",
     "vocab_size", "count" (tokens), "documents", "tokenizer_sha256", "add_bos"}``.
     """
     import numpy as np
@@ -537,8 +538,9 @@ def write_token_file(texts, tokenizer, path: str | os.PathLike, batch_docs: int 
     if tokenizer.vocab_size > 65536:
         raise ValueError(f"tokenizer.vocab_size={tokenizer.vocab_size} does not fit uint16; use a vocabulary "
                          "of at most 65536 tokens")
-    if not isinstance(batch_docs, int) or batch_docs < 1:
-        raise ValueError(f"batch_docs={batch_docs!r} must be a positive integer")
+    for name, value in (("batch_docs", batch_docs), ("batch_chars", batch_chars)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}={value!r} must be a positive integer")
     head = [tokenizer.bos_id] if add_bos else []
     count = documents = 0
     path = Path(path)
@@ -550,11 +552,12 @@ def write_token_file(texts, tokenizer, path: str | os.PathLike, batch_docs: int 
         return len(arr)
 
     with open(path, "wb") as f:
-        batch = []
+        batch, chars = [], 0
         for text in texts:
             batch.append(text)
-            if len(batch) == batch_docs:
-                count, documents, batch = count + flush(batch, f), documents + len(batch), []
+            chars += len(text)
+            if len(batch) == batch_docs or chars >= batch_chars:
+                count, documents, batch, chars = count + flush(batch, f), documents + len(batch), [], 0
         if batch:
             count, documents = count + flush(batch, f), documents + len(batch)
     header = {"dtype": "uint16", "vocab_size": tokenizer.vocab_size, "count": count, "documents": documents,
