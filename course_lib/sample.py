@@ -272,8 +272,18 @@ def process_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: Option
         x = torch.where(seen, penalised, x)
     if temperature == 0:
         return x
+    pen = x
     if temperature != 1.0:
         x = x / temperature
+    if repetition_penalty != 1.0 or temperature != 1.0:
+        # a tiny temperature or penalty overflows finite logits (inf - inf = NaN in the softmax): take
+        # the limit instead, all mass on the largest logits
+        raw = logits.float()
+        inf_row = torch.isposinf(x).any(-1, keepdim=True)
+        ref = torch.where(torch.isfinite(pen.amax(-1, keepdim=True)), pen, raw)
+        top = ref == ref.amax(-1, keepdim=True)
+        broken = (inf_row | torch.isneginf(x).all(-1, keepdim=True)) & torch.isfinite(raw).any(-1, keepdim=True)
+        x = torch.where(broken, torch.where(top, 0.0, float("-inf")), x)
     V = x.shape[-1]
     if top_k is not None and top_k < V:
         kth = torch.topk(x, top_k, dim=-1).values[..., -1:]               # (..., 1) the k-th largest

@@ -369,3 +369,18 @@ def test_position_ids_past_the_context_are_refused():
         model(ids, position_ids=torch.tensor([[-1, 0, 1]]))
     out = model(ids, position_ids=torch.tensor([[0, 1, 10 * limit]]), allow_longer=True)   # extrapolation asked for
     assert torch.isfinite(out.logits).all()
+
+
+def test_a_tiny_temperature_or_penalty_samples_the_top_token():
+    from course_lib.sample import generate, process_logits, sampling_distribution
+
+    logits = torch.tensor([[1.0, 3.0, 2.0, -1.0]])
+    for kw in ({"temperature": 1e-40}, {"temperature": 1e-300}, {"repetition_penalty": 1e-39}):
+        seen = torch.ones_like(logits, dtype=torch.bool) if "repetition_penalty" in kw else None
+        p = torch.softmax(process_logits(logits, seen=seen, **kw), -1)
+        assert torch.equal(p, torch.tensor([[0.0, 1.0, 0.0, 0.0]])), kw
+    assert torch.equal(sampling_distribution(-logits - 100, temperature=1e-40), torch.tensor([[0.0, 0.0, 0.0, 1.0]]))
+    g = torch.Generator().manual_seed(0)
+    out = generate(fresh().eval(), torch.tensor([[5, 6]]), max_new_tokens=3, temperature=1e-40, generator=g,
+                   repetition_penalty=1e-38)
+    assert out.shape == (1, 5)
