@@ -24,6 +24,7 @@ Import the instruments as submodules::
 | ``position_probes`` | permutation checks, a linear position probe, the sinusoidal shift identity, subspace angles |
 | ``extrapolation`` | perplexity change over evaluation lengths, RoPE stretched at inference, a passkey retrieval probe |
 | ``decode_cost`` | KV-cache bytes, prefill vs decode timing, batch sweeps, per-position loss |
+| ``decoding`` | repetition and distinct-n of decoded text, decoder comparison, pointer-chasing accuracy by hops |
 | ``propagation`` | signal through depth: per-block gradient norms, residual-stream RMS, block Jacobians and their spectra |
 | ``stability`` | training runs judged by an explicit divergence rule, grids over seeds, margin-based comparisons |
 | ``catalog`` | the question catalog (``notebooks/questions.json``): ids, notebooks, question lines, claim verdicts |
