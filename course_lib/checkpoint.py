@@ -347,6 +347,8 @@ def read_config(path: PathLike) -> ModelConfig:
     data = read_json(file, "checkpoint config")
     if not isinstance(data, dict):
         raise ValueError(f"checkpoint config {str(file)!r} must hold a JSON object, got {type(data).__name__}")
+    if "model_type" in data:      # the same file name in a Hugging Face folder, another schema
+        raise ValueError(f"{str(file)!r} is a Hugging Face {data['model_type']!r} config: load it with course_lib.export.from_hf")
     check_stored_config(data, file)
     try:
         return ModelConfig.from_dict(data)
@@ -435,12 +437,11 @@ def _config_diff(a: ModelConfig, b: ModelConfig) -> List[str]:
 
 # ============================================================================ public API
 def save_checkpoint(model: nn.Module, path: PathLike, overwrite: bool = True, **metadata: Any) -> Path:
-    """Save ``model`` to the folder ``path`` atomically; returns the folder.
+    """Save ``model`` (and a ``tokenizer=`` that has ``save(dir)``, beside it) to the folder ``path`` atomically.
 
     ``metadata`` (step, loss, tokenizer, notes, ...) goes to ``metadata.json`` next to
     ``course_lib_version`` and ``format_version``; values must be JSON-serialisable (paths, one-element
     tensors and numpy scalars are converted). Tied weights are stored once and re-tied on load.
-    ``tokenizer=`` an object with ``save(dir)`` writes its files beside the weights (``load_tokenizer``).
     """
     from ._version import __version__
 
@@ -456,8 +457,7 @@ def save_checkpoint(model: nn.Module, path: PathLike, overwrite: bool = True, **
     with atomic_write_dir(path, overwrite=overwrite, replaceable=CHECKPOINT_FILES) as tmp:
         write_model_files(model, tmp)
         (tmp / METADATA_FILE).write_text(meta_text + "\n", encoding="utf-8")
-        if tok is not None:
-            tok.save(tmp)
+        if tok is not None: tok.save(tmp)  # noqa: E701 (load_tokenizer reads it back)
     return Path(path)
 
 

@@ -1,4 +1,5 @@
-"""Export to the Hugging Face Llama format: a folder ``LlamaForCausalLM.from_pretrained`` loads.
+"""Hugging Face interop, both directions: export to a Llama (or, for ``qk_norm`` models, Qwen3)
+folder that ``transformers`` loads, and ``from_hf`` to read such a folder back as a course_lib model.
 
 Our default model *is* a Llama: pre-norm RMSNorm, RoPE in the rotate-half layout, grouped-query
 attention without biases, SwiGLU (``down(silu(gate(x)) * up(x))``), optionally tied embeddings. So
@@ -18,7 +19,13 @@ Name mapping (ours -> Hugging Face)::
 Every switch that makes the network something Llama cannot compute (another position scheme,
 post-norm, LayerNorm, QK-norm, shared projections, no W_O, another FFN, MoE, no residuals,
 bidirectional attention, another attention scale, NTK RoPE scaling, ...) raises ``ValueError``
-naming the field, instead of writing a folder that loads but computes something else.
+naming the field, instead of writing a folder that loads but computes something else. QK-norm is
+the one exception: Qwen3 is this Llama plus an RMSNorm over each head's q and k before RoPE
+(``self_attn.q_norm`` / ``k_norm``, our ``attn.q_norm`` / ``k_norm``), so a ``qk_norm`` model
+exports as ``Qwen3ForCausalLM`` (``format="qwen3"``, chosen automatically).
+
+Import (:func:`from_hf`) is the same renaming read backwards, for Llama- and Qwen3-shaped folders
+(MiniMind's models among them), so the course's instruments can look inside a released model.
 """
 from __future__ import annotations
 
@@ -36,10 +43,27 @@ from .config import ModelConfig
 PathLike = Union[str, os.PathLike]
 
 
-def llama_incompatibilities(config: ModelConfig) -> List[str]:
-    """Why ``config`` cannot be written as a Hugging Face Llama (empty list: it can)."""
+HF_FORMATS = ("llama", "qwen3")
+_ARCHITECTURES = {"llama": "LlamaForCausalLM", "qwen3": "Qwen3ForCausalLM"}
+
+
+def hf_format(config: ModelConfig) -> str:
+    """The Hugging Face architecture a config exports as: 'qwen3' with ``qk_norm``, else 'llama'."""
+    return "qwen3" if config.qk_norm else "llama"
+
+
+def _check_format(format: str) -> str:
+    if format not in HF_FORMATS:
+        raise ValueError(f"format={format!r} must be one of {HF_FORMATS}")
+    return format
+
+
+def llama_incompatibilities(config: ModelConfig, format: str = "llama") -> List[str]:
+    """Why ``config`` cannot be written as a Hugging Face Llama, or Qwen3 with ``format="qwen3"``
+    (empty list: it can)."""
     c = config
     problems = []
+    _check_format(format)
 
     def need(ok: bool, field: str, value: Any, allowed: str) -> None:
         if not ok:
@@ -54,7 +78,10 @@ def llama_incompatibilities(config: ModelConfig) -> List[str]:
     need(c.residual, "residual", c.residual, "True")
     need(math.isclose(c.resolved_attn_scale, 1.0 / math.sqrt(c.head_dim), rel_tol=1e-6), "attn_scale",
          c.attn_scale, f"'rsqrt_d' = 1/sqrt(head_dim) = {1.0 / math.sqrt(c.head_dim):.6g}")
-    need(not c.qk_norm, "qk_norm", c.qk_norm, "False")
+    if format == "qwen3":
+        need(c.qk_norm, "qk_norm", c.qk_norm, "True: Qwen3 always RMS-normalises q and k; use format='llama'")
+    else:
+        need(not c.qk_norm, "qk_norm", c.qk_norm, "False; a qk_norm model exports as format='qwen3'")
     need(not c.tie_qk, "tie_qk", c.tie_qk, "False: separate q_proj and k_proj")
     need(not c.tie_kv, "tie_kv", c.tie_kv, "False: separate k_proj and v_proj")
     need(c.use_wo, "use_wo", c.use_wo, "True: an o_proj")
@@ -69,11 +96,13 @@ def llama_incompatibilities(config: ModelConfig) -> List[str]:
 
 def hf_llama_config(config: ModelConfig, dtype: torch.dtype = torch.float32, bos_token_id: Optional[int] = None,
                     eos_token_id: Optional[Union[int, List[int]]] = None,
-                    pad_token_id: Optional[int] = None) -> Dict[str, Any]:
-    """The ``config.json`` dict of a Hugging Face ``LlamaForCausalLM`` equivalent to ``config``."""
-    problems = llama_incompatibilities(config)
+                    pad_token_id: Optional[int] = None, format: Optional[str] = None) -> Dict[str, Any]:
+    """The ``config.json`` dict of a Hugging Face ``LlamaForCausalLM`` (or ``Qwen3ForCausalLM``,
+    ``format="qwen3"``, the default for ``qk_norm`` models) equivalent to ``config``."""
+    format = _check_format(format or hf_format(config))
+    problems = llama_incompatibilities(config, format)
     if problems:
-        raise ValueError("this model cannot be exported as a Hugging Face Llama: " + "; ".join(problems))
+        raise ValueError(f"this model cannot be exported as a Hugging Face {format}: " + "; ".join(problems))
     c = config
     rope: Dict[str, Any] = {"rope_type": "default", "rope_theta": float(c.rope_theta)}
     if c.rope_scaling == "pi" and c.rope_scaling_factor != 1.0:
@@ -110,11 +139,15 @@ def hf_llama_config(config: ModelConfig, dtype: torch.dtype = torch.float32, bos
         "pad_token_id": pad_token_id,
         "torch_dtype": str(dtype).replace("torch.", ""),
     }
+    if format == "qwen3":
+        del out["mlp_bias"], out["pretraining_tp"]
+        out.update(architectures=[_ARCHITECTURES["qwen3"]], model_type="qwen3", use_sliding_window=False,
+                   sliding_window=None, max_window_layers=c.n_layers, layer_types=["full_attention"] * c.n_layers)
     return out
 
 
-def hf_llama_state_dict(model: nn.Module) -> Dict[str, torch.Tensor]:
-    """Our tensors under Hugging Face Llama names (contiguous CPU copies; ``lm_head`` only if untied)."""
+def _hf_named_parameters(model: nn.Module) -> Dict[str, torch.Tensor]:
+    """Our parameters (the tensors themselves) under Hugging Face Llama/Qwen3 names."""
     c = model.config
     sd = {"model.embed_tokens.weight": model.embed_tokens.weight, "model.norm.weight": model.norm.weight}
     if not c.tie_embeddings:
@@ -127,17 +160,29 @@ def hf_llama_state_dict(model: nn.Module) -> Dict[str, torch.Tensor]:
             sd[p + f"self_attn.{name}.weight"] = getattr(layer.attn, name).weight
         for name in ("gate_proj", "up_proj", "down_proj"):
             sd[p + f"mlp.{name}.weight"] = getattr(layer.ffn, name).weight
-    return {k: v.detach().to("cpu").contiguous() for k, v in sd.items()}
+        if c.qk_norm:
+            sd[p + "self_attn.q_norm.weight"] = layer.attn.q_norm.weight
+            sd[p + "self_attn.k_norm.weight"] = layer.attn.k_norm.weight
+    return sd
+
+
+def hf_llama_state_dict(model: nn.Module) -> Dict[str, torch.Tensor]:
+    """Our tensors under Hugging Face Llama (Qwen3 with ``qk_norm``) names (contiguous CPU copies;
+    ``lm_head`` only if untied)."""
+    return {k: v.detach().to("cpu").contiguous() for k, v in _hf_named_parameters(model).items()}
 
 
 def export_hf_llama(model: nn.Module, out_dir: PathLike, tokenizer: Any = None,
                     bos_token_id: Optional[int] = None, eos_token_id: Optional[Union[int, List[int]]] = None,
-                    pad_token_id: Optional[int] = None, overwrite: bool = True) -> Path:
+                    pad_token_id: Optional[int] = None, overwrite: bool = True, format: Optional[str] = None) -> Path:
     """Write ``model`` as a Hugging Face Llama folder (``config.json``, ``model.safetensors``,
-    ``generation_config.json``, and the tokenizer if given); returns the folder.
+    ``generation_config.json``, and the tokenizer if given); returns the folder. ``format``:
+    'llama' or 'qwen3' (default: 'qwen3' for ``qk_norm`` models, else 'llama').
 
     tokenizer: any object with ``save(dir)`` (our tokenizers); its ``bos_id``/``eos_id``/``pad_id``
         (or ``bos_token_id``/...) attributes fill the config's special ids unless they are given here.
+        It must write a ``tokenizer.json`` that ``transformers`` loads (checked when transformers is
+        installed): a character or byte tokenizer is refused with a ``ValueError``.
     The folder is written atomically (see ``checkpoint.atomic_write_dir``); an existing folder is
     replaced only when it holds nothing but an export's files (else ``FileExistsError``). Raises ``ValueError``
     naming the field when the config is not expressible as Llama.
@@ -170,7 +215,7 @@ def export_hf_llama(model: nn.Module, out_dir: PathLike, tokenizer: Any = None,
         raise ValueError(f"eos_token_id={eos!r} must be token ids in [0, {config.vocab_size - 1}]")
 
     dtype = next(model.parameters()).dtype
-    hf_config = hf_llama_config(config, dtype, bos, eos, pad)          # raises for non-Llama configs
+    hf_config = hf_llama_config(config, dtype, bos, eos, pad, format)  # raises for non-Llama configs
     tensors = hf_llama_state_dict(model)
     generation = {"bos_token_id": bos, "eos_token_id": eos, "pad_token_id": pad, "do_sample": False}
     ours = ("model.safetensors", "config.json", "generation_config.json", *TOKENIZER_FILES)
@@ -181,7 +226,123 @@ def export_hf_llama(model: nn.Module, out_dir: PathLike, tokenizer: Any = None,
                                                     encoding="utf-8")
         if tokenizer is not None:
             tokenizer.save(tmp)
+            _check_tokenizer_loads(tmp, tokenizer)
     return Path(out_dir)
 
 
-__all__ = ["export_hf_llama", "hf_llama_config", "hf_llama_state_dict", "llama_incompatibilities"]
+def _check_tokenizer_loads(folder: Path, tokenizer: Any) -> None:
+    """Refuse a tokenizer that ``transformers`` cannot load from ``folder`` (a ValueError saying why)."""
+    what = f"tokenizer={type(tokenizer).__name__}"
+    fix = ("export a byte-level BPE tokenizer (course_lib.tokenizer.train_tokenizer), or export without "
+           "tokenizer= and give the folder a tokenizer that transformers reads")
+    if not (folder / "tokenizer.json").is_file():
+        raise ValueError(f"{what} wrote no tokenizer.json, so transformers cannot load it; {fix}")
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:                       # nothing to check against
+        return
+    try:
+        AutoTokenizer.from_pretrained(str(folder))
+    except Exception as err:                  # transformers raises many kinds here
+        reason = " ".join(str(err).split())[:200]
+        raise ValueError(f"{what}: transformers cannot load the tokenizer it wrote ({reason}); {fix}") from None
+
+
+# ============================================================================ import
+_ROPE_TYPES = {"default": "none", "linear": "pi", "yarn": "yarn"}
+
+
+def config_from_hf(hf: Dict[str, Any], where: PathLike = "config.json") -> ModelConfig:
+    """The ``ModelConfig`` of a Hugging Face Llama or Qwen3 ``config.json`` dict; ``ValueError``
+    naming every field this library cannot compute (biases, another activation, sliding windows, ...)."""
+    kind = hf.get("model_type")
+    if kind not in HF_FORMATS:
+        raise ValueError(f"{where}: model_type={kind!r}; from_hf reads {HF_FORMATS} (Llama- and Qwen3-shaped "
+                         "models, MiniMind's among them)")
+    rope = dict(hf.get("rope_parameters") or hf.get("rope_scaling") or {})
+    rope_type = rope.get("rope_type", rope.get("type", "default"))
+    problems = []
+
+    def need(ok: bool, field: str, allowed: str) -> None:
+        if not ok:
+            problems.append(f"{field}={hf.get(field, rope.get(field))!r} (needs {allowed})")
+
+    need(hf.get("hidden_act", "silu") == "silu", "hidden_act", "'silu'")
+    need(not hf.get("attention_bias", False), "attention_bias", "False")
+    need(not hf.get("mlp_bias", False), "mlp_bias", "False")
+    need(not hf.get("use_sliding_window", False), "use_sliding_window", "False")
+    need(rope_type in _ROPE_TYPES, "rope_type", f"one of {sorted(_ROPE_TYPES)}")
+    if rope_type == "yarn":
+        need(rope.get("beta_fast", 32.0) == 32.0 and rope.get("beta_slow", 1.0) == 1.0
+             and rope.get("attention_factor") is None, "beta_fast", "YaRN's defaults (beta_fast 32, beta_slow 1)")
+    if problems:
+        raise ValueError(f"{where}: this {kind} model has parts course_lib does not compute: " + "; ".join(problems))
+    heads = hf["num_attention_heads"]
+    kwargs = dict(vocab_size=hf["vocab_size"], dim=hf["hidden_size"], n_layers=hf["num_hidden_layers"],
+                  n_heads=heads, n_kv_heads=hf.get("num_key_value_heads") or heads,
+                  head_dim=hf.get("head_dim") or hf["hidden_size"] // heads, ffn_dim=hf["intermediate_size"],
+                  max_seq_len=int(hf.get("max_position_embeddings", 2048)),
+                  rope_theta=float(rope.get("rope_theta", hf.get("rope_theta", 10000.0))),
+                  norm_eps=float(hf.get("rms_norm_eps", 1e-6)), tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
+                  qk_norm=kind == "qwen3", init_std=float(hf.get("initializer_range", 0.02)))
+    if rope_type != "default":
+        kwargs.update(rope_scaling=_ROPE_TYPES[rope_type], rope_scaling_factor=float(rope["factor"]))
+        if rope_type == "yarn":
+            kwargs["rope_original_max_seq_len"] = rope.get("original_max_position_embeddings")
+    try:
+        return ModelConfig(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{where}: not expressible as a course_lib ModelConfig: {err}") from None
+
+
+def from_hf(path: PathLike, device: Union[str, torch.device] = "cpu") -> nn.Module:
+    """A course_lib ``Transformer`` (eval mode, the stored dtype) from a Hugging Face folder:
+    ``config.json`` with ``model_type`` 'llama' or 'qwen3' and ``*.safetensors`` weights (one file
+    or shards). Its logits equal ``transformers``' for the same ids. A course_lib checkpoint folder
+    is loaded as such (``checkpoint.load_checkpoint``). Nothing is downloaded: pass a local folder
+    (``huggingface_hub.snapshot_download`` fetches one)."""
+    from safetensors.torch import load_file
+
+    from .checkpoint import load_checkpoint, read_json
+    from .model import Transformer
+
+    folder = Path(path)
+    file = folder / "config.json"
+    if not file.is_file():
+        raise FileNotFoundError(f"from_hf: no config.json in {str(folder)!r} (a local Hugging Face model folder)")
+    hf = read_json(file, "Hugging Face config")
+    if isinstance(hf, dict) and "model_type" not in hf and "dim" in hf:
+        return load_checkpoint(folder, device=device)     # one of ours
+    if not isinstance(hf, dict):
+        raise ValueError(f"{file}: must hold a JSON object")
+    config = config_from_hf(hf, file)
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"from_hf: no *.safetensors in {str(folder)!r}; for pytorch_model.bin, load it with "
+                                "transformers and save_pretrained(folder) it again (safetensors is the default)")
+    tensors: Dict[str, torch.Tensor] = {}
+    for f in files:
+        tensors.update(load_file(str(f)))
+    tensors = {k: v for k, v in tensors.items() if not k.endswith("rotary_emb.inv_freq")}
+    if config.tie_embeddings:
+        tensors.pop("lm_head.weight", None)              # stored by some savers although tied
+    model = Transformer(config)
+    floats = {t.dtype for t in tensors.values() if t.is_floating_point()}
+    if len(floats) == 1:
+        model.to(dtype=floats.pop())
+    targets = _hf_named_parameters(model)
+    problems = [f"missing: {n}" for n in targets if n not in tensors]
+    problems += [f"unexpected: {n}" for n in tensors if n not in targets]
+    problems += [f"shape of {n}: {tuple(tensors[n].shape)} vs {tuple(p.shape)}" for n, p in targets.items()
+                 if n in tensors and tensors[n].shape != p.shape]
+    if problems:
+        raise ValueError(f"from_hf: the weights in {str(folder)!r} do not fit its config.json ({len(problems)} "
+                         "problems):\n  " + "\n  ".join(problems[:20]))
+    with torch.no_grad():
+        for name, p in targets.items():
+            p.copy_(tensors[name])
+    return model.to(device).eval()
+
+
+__all__ = ["export_hf_llama", "hf_llama_config", "hf_llama_state_dict", "llama_incompatibilities", "hf_format",
+           "HF_FORMATS", "from_hf", "config_from_hf"]

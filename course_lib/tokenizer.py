@@ -40,10 +40,17 @@ __all__ = [
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 
 # Jinja version of ``apply_chat_template`` below, stored in tokenizer_config.json for transformers.
-# The "-" trims keep the output byte-identical to our Python rendering.
+# The "-" trims keep the output byte-identical to our Python rendering. The {% generation %} block
+# marks what an assistant turn trains on (its content and <|im_end|>, as ``data.SFTDataset``), so
+# transformers' ``return_assistant_tokens_mask=True`` gives the same mask.
 CHAT_TEMPLATE = (
     "{%- for message in messages -%}"
+    "{%- if message['role'] == 'assistant' -%}"
+    "{{- '<|im_start|>assistant\\n' -}}"
+    "{%- generation -%}{{- message['content'] + '<|im_end|>' -}}{%- endgeneration -%}{{- '\\n' -}}"
+    "{%- else -%}"
     "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' -}}"
+    "{%- endif -%}"
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
 )
@@ -250,7 +257,7 @@ class BPETokenizer(_TokenizerBase):
             "add_eos_token": False,
             "clean_up_tokenization_spaces": False,  # keep decode exact
             "model_max_length": model_max_length,
-            "padding_side": "right",
+            "padding_side": "left",                  # batched generation in transformers needs left padding
             "chat_template": CHAT_TEMPLATE,
         }
         with open(d / "tokenizer_config.json", "w", encoding="utf-8") as f:

@@ -52,15 +52,12 @@ def test_yarn_scaling_exports_when_transformers_agrees(tmp_path):
 
 
 def test_tokenizer_is_saved_alongside(tmp_path):
-    class Tok:
-        bos_id, eos_id, pad_id = 1, 2, 0
+    from course_lib.tokenizer import train_tokenizer
 
-        def save(self, directory):
-            (directory / "tokenizer.json").write_text("{}")
-
-    out = export_hf_llama(Transformer(ModelConfig.nano()), tmp_path / "hf", tokenizer=Tok())
+    tok = train_tokenizer(["hello world, hello there", "今天天气很好"] * 10, vocab_size=280)
+    out = export_hf_llama(Transformer(ModelConfig.nano()), tmp_path / "hf", tokenizer=tok)
     assert sorted(os.listdir(out)) == ["config.json", "generation_config.json", "model.safetensors",
-                                       "tokenizer.json"]
+                                       "tokenizer.json", "tokenizer_config.json"]
     cfg = json.loads((out / "config.json").read_text())
     assert (cfg["bos_token_id"], cfg["eos_token_id"], cfg["pad_token_id"]) == (1, 2, 0)
     with pytest.raises(ValueError, match="save"):
@@ -80,7 +77,7 @@ def test_configs_llama_cannot_express_are_refused(tmp_path, overrides, field):
     config = ModelConfig.nano(**overrides)
     assert any(p.startswith(field + "=") for p in llama_incompatibilities(config))
     with pytest.raises(ValueError, match=field + "="):
-        export_hf_llama(Transformer(config), tmp_path / "hf")
+        export_hf_llama(Transformer(config), tmp_path / "hf", format="llama")   # qk_norm alone: Qwen3's format
     assert not (tmp_path / "hf").exists()
 
 
