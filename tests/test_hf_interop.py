@@ -61,6 +61,15 @@ def test_from_hf_gives_transformers_logits(tmp_path, kind, overrides):
         torch.testing.assert_close(model(ids).logits, hf(ids).logits, atol=1e-4, rtol=1e-4)
 
 
+def test_from_hf_reads_sharded_weights(tmp_path):
+    hf = _hf_model("qwen3")
+    hf.save_pretrained(tmp_path / "hf", max_shard_size="100KB")
+    assert len(list((tmp_path / "hf").glob("*.safetensors"))) > 1
+    ids = torch.randint(0, 300, (1, 17))
+    with torch.no_grad():
+        torch.testing.assert_close(from_hf(tmp_path / "hf")(ids).logits, hf(ids).logits, atol=1e-4, rtol=1e-4)
+
+
 def test_from_hf_names_what_it_cannot_compute(tmp_path):
     hf = _hf_model("llama", attention_bias=True)
     hf.save_pretrained(tmp_path / "hf")
