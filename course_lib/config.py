@@ -146,6 +146,10 @@ class ModelConfig:
         for name in ("vocab_size", "dim", "n_layers", "n_heads", "n_kv_heads", "head_dim", "max_seq_len"):
             v = getattr(self, name)
             need(isinstance(v, int) and v >= 1, f"{name}={v!r} must be a positive integer")
+        for name in ("rope_theta", "norm_eps", "dropout", "init_std", "rope_scaling_factor", "attn_tau", "moe_aux_loss_coef"):
+            v = getattr(self, name)         # a string here fails later with a TypeError deep inside
+            need(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+                 f"{name}={v!r} must be a finite number")
         need(self.n_heads % self.n_kv_heads == 0,
              f"n_heads={self.n_heads} must be a multiple of n_kv_heads={self.n_kv_heads} (grouped-query attention)")
         need(self.ffn_dim >= 0, f"ffn_dim={self.ffn_dim} must be >= 0")

@@ -26,7 +26,11 @@ def pick_device(prefer: Optional[Union[str, torch.device]] = None) -> torch.devi
     """
     wanted = prefer if prefer is not None else os.environ.get("COURSE_DEVICE") or None
     if wanted is not None and str(wanted) != "auto":
-        device = torch.device(wanted)
+        try:
+            device = torch.device(wanted)
+        except (RuntimeError, TypeError):
+            raise ValueError(f"device={str(wanted)!r} is not a device name; use 'auto', 'cpu', 'cuda', 'cuda:1' "
+                             "or 'mps'") from None
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device={str(wanted)!r} was requested but CUDA is not available here; use 'cpu' or 'auto'")
         if device.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):

@@ -186,7 +186,7 @@ class TrainConfig:
         need(self.accum_normalize in ACCUM_NORMALIZE, f"accum_normalize={self.accum_normalize!r} must be one of {ACCUM_NORMALIZE}")
         need(self.keep_last_checkpoints is None or (is_int(self.keep_last_checkpoints) and self.keep_last_checkpoints >= 1),
              f"keep_last_checkpoints={self.keep_last_checkpoints!r} must be None (keep all) or an integer >= 1")
-        need(is_int(self.seed), f"seed={self.seed!r} must be an integer")
+        need(is_int(self.seed) and 0 <= self.seed < 2**32, f"seed={self.seed!r} must be an integer in [0, 2**32)")
         need(self.progress in (True, False, "auto"), f"progress={self.progress!r} must be True, False or 'auto'")
         need(isinstance(self.device, str), f"device={self.device!r} must be 'auto' or a device name such as 'cpu', 'cuda'")
 

@@ -133,6 +133,9 @@ def read_train_checkpoint(checkpoint, model: nn.Module) -> Tuple[Path, dict, Dic
             raise ValueError(f"cannot resume from {str(path)!r}: it was trained with another model config "
                              f"({'; '.join(diff)})")
     load_state_into(model, path)
+    if (path / TRAIN_STATE_TENSORS).exists() and not (path / TRAIN_STATE_TENSORS).is_file():
+        raise ValueError(f"{str(path / TRAIN_STATE_TENSORS)!r} is not a regular file (a pipe or a folder?); reading "
+                         "it would block or fail: the checkpoint is not resumable")
     try:
         with safe_open(str(path / TRAIN_STATE_TENSORS), framework="pt", device="cpu") as f:
             tensors = {k: f.get_tensor(k) for k in f.keys()}

@@ -384,3 +384,23 @@ def test_a_tiny_temperature_or_penalty_samples_the_top_token():
     out = generate(fresh().eval(), torch.tensor([[5, 6]]), max_new_tokens=3, temperature=1e-40, generator=g,
                    repetition_penalty=1e-38)
     assert out.shape == (1, 5)
+
+
+# ================================================================ obscure failures -> a message naming the input
+def test_bad_inputs_get_a_message_naming_them(tmp_path):
+    from course_lib.device import pick_device
+
+    with pytest.raises(ValueError, match="rope_theta='1e4' must be a finite number"):
+        ModelConfig.nano(rope_theta="1e4")
+    with pytest.raises(ValueError, match="device='gpu' is not a device name"):
+        pick_device("gpu")
+    with pytest.raises(ValueError, match=r"seed=.* must be an integer in \[0, 2\*\*32\)"):
+        TrainConfig(seed=2**64)
+    t = Trainer(fresh(), data(), config(tmp_path, max_steps=2))
+    t.fit()
+    t.step = 0                                               # a fresh model resuming it
+    tensors = tmp_path / "step_2" / "train_state.safetensors"
+    tensors.unlink()
+    os.mkfifo(tensors)                                       # reading a pipe would block for ever
+    with pytest.raises(ValueError, match="not a regular file"):
+        Trainer(fresh(), data(), config(tmp_path / "b", max_steps=4)).fit(resume=tmp_path / "step_2")
