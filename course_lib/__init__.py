@@ -25,7 +25,7 @@ _EXPORTS = {
     "sampling_distribution": "sample",
     "save_checkpoint": "checkpoint", "load_checkpoint": "checkpoint",
     "load_checkpoint_metadata": "checkpoint",
-    "export_hf_llama": "export",
+    "export_hf_llama": "export", "from_hf": "export",
     "train_tokenizer": "tokenizer", "load_tokenizer": "tokenizer", "BPETokenizer": "tokenizer",
     "CharTokenizer": "tokenizer", "ByteTokenizer": "tokenizer",
     "load_corpus": "corpus", "CORPORA": "corpus", "DEFAULT_CORPUS": "corpus",
@@ -58,7 +58,7 @@ if TYPE_CHECKING:  # for editors and type checkers
     from .corpus import CORPORA, DEFAULT_CORPUS, load_corpus
     from .data import PackedDataset, PretrainDataset, SFTDataset
     from .device import autocast, bf16_supported, pick_device, pick_dtype
-    from .export import export_hf_llama
+    from .export import export_hf_llama, from_hf
     from .kv_cache import KVCache, StaticDecoder
     from .losses import masked_cross_entropy
     from .model import ModelOutput, Transformer

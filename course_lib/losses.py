@@ -53,12 +53,12 @@ def warn_if_unshifted(input_ids: torch.Tensor, labels: torch.Tensor) -> None:
     """Warn when ``labels (B, T)`` equal ``input_ids (B, T)`` wherever they count: the Hugging Face
     habit ``labels=input_ids`` (shifted inside their models) given to labels that are aligned here,
     which would train the model to copy its current token (a loss that falls to 0, silently)."""
-    if not (isinstance(labels, torch.Tensor) and isinstance(input_ids, torch.Tensor)) or \
-            labels.shape != input_ids.shape or labels.dim() != 2 or labels.shape[1] < 2:
-        return
+    if not (isinstance(labels, torch.Tensor) and isinstance(input_ids, torch.Tensor)) or labels.dim() != 2 or \
+            labels.shape != input_ids.shape or labels.shape[1] < 2 or labels.dtype.is_floating_point:
+        return                                     # not comparable; the model's input checks say why
     counted = labels != IGNORE_INDEX
     if bool(counted.any()) and bool(((labels == input_ids) | ~counted).all()):
         warnings.warn("labels equal input_ids: labels here are aligned with the logits (labels[:, t] is the "
                       "target of position t, i.e. input_ids[:, t + 1]), so this loss rewards copying the current "
                       "token. Pass shift_labels=True for Hugging Face-style labels, or shift them yourself "
-                      "(-100 at the end)", stacklevel=3)
+                      "(-100 at the end)", stacklevel=5)   # the caller of model(...)
