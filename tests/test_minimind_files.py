@@ -158,3 +158,18 @@ def test_sft_init_logs_the_checkpoint_presets_learning_rate(tmp_path, bpe, capsy
     assert code == 0, err
     from course_lib.config import PRESET_RECIPES
     assert f"lr {PRESET_RECIPES['nano']['lr']:g}" in out + err
+
+
+def test_a_run_trained_with_the_character_tokenizer_generates(tmp_path, capsys):
+    from course_lib.train import TrainConfig, Trainer
+
+    tok = CharTokenizer.from_texts(TEXTS)
+    data = PackedDataset(TEXTS, tok, block_size=16)
+    cfg = TrainConfig(batch_size=2, max_steps=2, device="cpu", progress=False, out_dir=str(tmp_path / "run"),
+                      log_every=0)
+    Trainer(_nano(tok.vocab_size), data, cfg, tokenizer=tok).fit()
+    code = main(["generate", "--ckpt", str(tmp_path / "run"), "--prompt", "今天", "--max-new-tokens", "3",
+                 "--device", "cpu"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert out.startswith("今天")
