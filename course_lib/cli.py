@@ -240,7 +240,8 @@ def _run_training(args, kind: str) -> int:
 
     if kind == "pretrain":
         docs, what = _read_documents(args)
-        vocab = args.vocab_size or ModelConfig.preset(preset).vocab_size
+        # a preset's vocabulary below a byte-level BPE's 256 bytes + specials (nano: 256) gets 512
+        vocab = args.vocab_size or max(ModelConfig.preset(preset).vocab_size, 512)
         resumed = None
         if resume is not None:
             from .checkpoint import resolve_checkpoint
@@ -349,6 +350,9 @@ def cmd_generate(args) -> int:
     tokenizer = load_tokenizer(args.tokenizer or folder)
     device = pick_device(None if args.device == "auto" else args.device)
     model = load_checkpoint(folder, device=device)
+    if tokenizer.vocab_size != model.config.vocab_size:
+        raise CLIError(f"the tokenizer ({args.tokenizer or folder}) has {tokenizer.vocab_size} tokens but the model "
+                       f"{model.config.vocab_size}: they do not belong together; use the checkpoint's own tokenizer")
     _set_threads(args, to_stderr=True)
     if args.chat:
         text = tokenizer.apply_chat_template([{"role": "user", "content": args.prompt}], add_generation_prompt=True)

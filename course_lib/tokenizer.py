@@ -369,8 +369,13 @@ def load_tokenizer(path: str | os.PathLike):
     specials = SPECIAL_TOKENS
     config_file = file.parent / "tokenizer_config.json"
     if config_file.is_file():
-        with open(config_file, encoding="utf-8") as f:
-            cfg = json.load(f)
+        try:
+            cfg = json.loads(config_file.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"{config_file}: not valid JSON ({e}); repair it, or delete it to use the default "
+                             "special tokens") from None
+        if not isinstance(cfg, dict):
+            raise ValueError(f"{config_file}: must hold a JSON object, got {type(cfg).__name__}")
 
         def name(key: str, default: str) -> str:
             v = cfg.get(key, default)

@@ -404,3 +404,25 @@ def test_bad_inputs_get_a_message_naming_them(tmp_path):
     os.mkfifo(tensors)                                       # reading a pipe would block for ever
     with pytest.raises(ValueError, match="not a regular file"):
         Trainer(fresh(), data(), config(tmp_path / "b", max_steps=4)).fit(resume=tmp_path / "step_2")
+
+
+def test_tokenizer_mismatches_and_corrupt_files_are_named(tmp_path, text_file, capsys):
+    from course_lib.tokenizer import load_tokenizer
+
+    run = tmp_path / "run"
+    assert main([str(a) for a in cli_pretrain(text_file, run, "--max-steps", 1, "--vocab-size", 320)[3:]]) == 0
+    small = tmp_path / "small"
+    assert main(["tokenizer", "--data", str(text_file), "--vocab-size", "300", "--out", str(small)]) == 0
+    capsys.readouterr()
+    assert main(["generate", "--ckpt", str(run), "--tokenizer", str(small), "--max-new-tokens", "2"]) == 2
+    assert "300 tokens but the model 320" in capsys.readouterr().err
+    (small / "tokenizer_config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="tokenizer_config.json: not valid JSON"):
+        load_tokenizer(small)
+
+
+def test_nano_preset_runs_without_vocab_size(tmp_path, text_file, capsys):
+    argv = ["pretrain", "--preset", "nano", "--data", str(text_file), "--seq-len", "32", "--batch-size", "2",
+            "--max-steps", "1", "--out", str(tmp_path / "run"), "--no-progress", "--device", "cpu",
+            "--tokenizer-chars", "2000"]
+    assert main(argv) == 0, capsys.readouterr().err
