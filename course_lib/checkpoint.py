@@ -45,6 +45,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
+from .device import pick_device
 
 PathLike = Union[str, os.PathLike]
 
@@ -107,6 +108,17 @@ def check_replaceable(path: Path, replaceable: Optional[Collection[str]], what: 
             "Nothing was changed: choose another path, or move those files away yourself")
 
 
+def _process_alive(pid: str) -> bool:
+    """False only when no process ``pid`` exists on this machine (anything unclear counts as alive)."""
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (ValueError, OSError, OverflowError):
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def atomic_write_dir(path: PathLike, overwrite: bool = True,
                      replaceable: Optional[Collection[str]] = None, what: str = "checkpoint") -> Iterator[Path]:
@@ -149,6 +161,9 @@ def atomic_write_dir(path: PathLike, overwrite: bool = True,
     if path.exists() and not path.is_dir():
         raise ValueError(f"path={str(path)!r} exists and is a file, not a folder; choose another path")
     check_replaceable(path, replaceable, what)
+    for stale in parent.glob(f".{path.name}.tmp-*"):       # left by a killed save: its process is gone
+        if not _process_alive(stale.name.rsplit("-", 2)[-2]):
+            shutil.rmtree(stale, ignore_errors=True)
     token = uuid.uuid4().hex[:8]
     tmp = parent / f".{path.name}.tmp-{os.getpid()}-{token}"
     tmp.mkdir()
@@ -491,7 +506,7 @@ def load_checkpoint(path: PathLike, device: Union[str, torch.device] = "cpu") ->
     if len(float_dtypes) == 1:
         model.to(dtype=float_dtypes.pop())
     _copy_into(model, tensors)
-    model.to(device)
+    model.to(pick_device(device))          # a ValueError naming the device when this machine lacks it
     model.eval()
     return model
 
@@ -541,30 +556,6 @@ def step_of(folder: PathLike) -> int:
     if not m:
         raise ValueError(f"{str(folder)!r} is not a step_<N> folder")
     return int(m.group(1))
-
-
-def check_run_folder(out_dir: PathLike, start_step: int = 0) -> Path:
-    """Before a run trains anything: ``out_dir`` is (made) a writable folder and holds no checkpoint
-    beyond ``start_step``, which the run would overwrite (and pruning might keep instead of its own).
-    Raises ``NotADirectoryError`` / ``PermissionError`` / ``FileExistsError`` naming the folder."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"out_dir={str(out)!r} is a file; checkpoints need a folder. Nothing was trained")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise PermissionError(f"out_dir={str(out)!r} is not writable ({err.strerror or err}); nothing was "
-                              "trained: choose another out_dir (--out)") from None
-    newer = [p.name for p in list_checkpoints(out) if step_of(p) > start_step]
-    if newer:
-        raise FileExistsError(
-            f"out_dir={str(out)!r} already holds {', '.join(newer)}, beyond step {start_step} where this run "
-            "starts: training on would overwrite them. Nothing was changed: write to another out_dir (--out), "
-            "or resume the newest checkpoint")
-    return out
 
 
 def latest_checkpoint(out_dir: PathLike) -> Optional[Path]:
@@ -645,6 +636,6 @@ def load_pretrained(name: str = DEFAULT_PRETRAINED, device: Union[str, torch.dev
 
 
 __all__ = ["load_pretrained", "pretrained_path", "pretrained_metadata", "available_pretrained", "PRETRAINED_DIR",
-           "DEFAULT_PRETRAINED", "list_checkpoints", "latest_checkpoint", "step_of", "check_run_folder", "resolve_checkpoint", "save_checkpoint", "load_checkpoint", "load_checkpoint_metadata", "load_state_into",
+           "DEFAULT_PRETRAINED", "list_checkpoints", "latest_checkpoint", "step_of", "resolve_checkpoint", "save_checkpoint", "load_checkpoint", "load_checkpoint_metadata", "load_state_into",
            "atomic_write_dir", "atomic_write_json", "check_replaceable", "check_stored_config", "check_finite", "CHECKPOINT_FILES", "read_json", "write_model_files",
            "read_model_tensors", "read_config", "tied_aliases", "model_tensors"]

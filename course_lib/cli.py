@@ -150,7 +150,8 @@ def _check_out_dir(out: Path, resume: Optional[str]) -> None:
     """Before loading data or training: refuse a fresh run on top of an old one, a resume from an
     older step into a folder holding newer checkpoints (both would overwrite them), and an --out
     that is a file or not writable."""
-    from .checkpoint import TRAIN_STATE_JSON, check_run_folder, latest_checkpoint, read_json, resolve_checkpoint
+    from .checkpoint import TRAIN_STATE_JSON, latest_checkpoint, read_json, resolve_checkpoint
+    from .train_state import check_run_folder
 
     newest = latest_checkpoint(out)
     if newest is not None and resume is None:

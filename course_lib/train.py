@@ -52,14 +52,14 @@ import torch
 from torch import nn
 
 from . import distributed as D
-from .checkpoint import check_run_folder, latest_checkpoint, list_checkpoints, step_of
+from .checkpoint import latest_checkpoint, list_checkpoints, step_of
 from .config import dataclass_from_dict
 from .device import DTYPE_NAMES, autocast, pick_device, pick_dtype
 from .data import SampleStream, collate_for
 from .losses import IGNORE_INDEX
 from .progress import Display, GracefulInterrupt, TrainHistory
 from .schedule import schedule_fn
-from .train_state import last_good_checkpoint, load_optimizer, load_rng, read_train_checkpoint, rng_tensors, write_train_checkpoint
+from .train_state import check_run_folder, last_good_checkpoint, load_optimizer, load_rng, read_train_checkpoint, rng_tensors, write_train_checkpoint
 
 OPTIMIZERS = ("adamw", "sgd")
 DTYPES = ("auto", *DTYPE_NAMES)

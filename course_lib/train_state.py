@@ -12,6 +12,8 @@ state), not the trainer, so ``train.py`` imports this module and not the other w
 from __future__ import annotations
 
 import math
+import os
+import uuid
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -20,8 +22,9 @@ from torch import nn
 
 from . import distributed as D
 from ._version import __version__
-from .checkpoint import (CHECKPOINT_FILES, METADATA_FILE, check_finite, read_model_tensors, step_of, TRAIN_STATE_JSON, TRAIN_STATE_TENSORS, atomic_write_dir, json_text,
-                         load_state_into, read_config, read_json, resolve_checkpoint, write_model_files)
+from .checkpoint import (CHECKPOINT_FILES, METADATA_FILE, TRAIN_STATE_JSON, TRAIN_STATE_TENSORS, PathLike,
+                         atomic_write_dir, check_finite, json_text, list_checkpoints, load_state_into, read_config,
+                         read_json, read_model_tensors, resolve_checkpoint, step_of, write_model_files)
 
 STATE_FORMAT = "course_lib.train_state"
 
@@ -146,6 +149,30 @@ def read_train_checkpoint(checkpoint, model: nn.Module) -> Tuple[Path, dict, Dic
     return path, state, tensors
 
 
+def check_run_folder(out_dir: PathLike, start_step: int = 0) -> Path:
+    """Before a run trains anything: ``out_dir`` is (made) a writable folder and holds no checkpoint
+    beyond ``start_step``, which the run would overwrite (and pruning might keep instead of its own).
+    Raises ``NotADirectoryError`` / ``PermissionError`` / ``FileExistsError`` naming the folder."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"out_dir={str(out)!r} is a file; checkpoints need a folder. Nothing was trained")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise PermissionError(f"out_dir={str(out)!r} is not writable ({err.strerror or err}); nothing was "
+                              "trained: choose another out_dir (--out)") from None
+    newer = [p.name for p in list_checkpoints(out) if step_of(p) > start_step]
+    if newer:
+        raise FileExistsError(
+            f"out_dir={str(out)!r} already holds {', '.join(newer)}, beyond step {start_step} where this run "
+            "starts: training on would overwrite them. Nothing was changed: write to another out_dir (--out), "
+            "or resume the newest checkpoint")
+    return out
+
+
 def last_good_checkpoint(found: List[Path], steps: Sequence[int], losses: Sequence[float],
                          up_to: int, loss_now: Optional[float] = None) -> Optional[Path]:
     """After a divergence: the newest ``step_<k>`` (``k <= up_to``) that is good, or None when none is.
@@ -169,5 +196,5 @@ def last_good_checkpoint(found: List[Path], steps: Sequence[int], losses: Sequen
     return None
 
 
-__all__ = ["last_good_checkpoint", "rng_tensors", "load_rng", "optimizer_tensors", "load_optimizer", "write_train_checkpoint",
+__all__ = ["check_run_folder", "last_good_checkpoint", "rng_tensors", "load_rng", "optimizer_tensors", "load_optimizer", "write_train_checkpoint",
            "read_train_checkpoint"]

@@ -426,3 +426,24 @@ def test_nano_preset_runs_without_vocab_size(tmp_path, text_file, capsys):
             "--max-steps", "1", "--out", str(tmp_path / "run"), "--no-progress", "--device", "cpu",
             "--tokenizer-chars", "2000"]
     assert main(argv) == 0, capsys.readouterr().err
+
+
+def test_killed_saves_leave_no_temp_folders_behind(tmp_path):
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(done.stdout)                              # that process has exited
+    dead = tmp_path / f".ckpt.tmp-{dead_pid}-abcd1234"
+    alive = tmp_path / f".ckpt.tmp-{os.getpid()}-live0000"   # a save still running in this process
+    for d in (dead, alive):
+        d.mkdir()
+        (d / "model.safetensors").write_bytes(b"half")
+    save_checkpoint(fresh(), tmp_path / "ckpt")
+    assert not dead.exists() and alive.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_load_checkpoint_on_a_missing_device_names_it(tmp_path):
+    from course_lib.checkpoint import load_checkpoint
+
+    save_checkpoint(fresh(), tmp_path / "ckpt")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        load_checkpoint(tmp_path / "ckpt", device="cuda")
