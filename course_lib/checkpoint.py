@@ -161,7 +161,8 @@ def atomic_write_dir(path: PathLike, overwrite: bool = True,
     if path.exists() and not path.is_dir():
         raise ValueError(f"path={str(path)!r} exists and is a file, not a folder; choose another path")
     check_replaceable(path, replaceable, what)
-    for stale in parent.glob(f".{path.name}.tmp-*"):       # left by a killed save: its process is gone
+    # left by a killed save whose process is gone; an .old one only once a complete ``path`` replaced it
+    for stale in [*parent.glob(f".{path.name}.tmp-*"), *(parent.glob(f".{path.name}.old-*") if path.is_dir() else [])]:
         if not _process_alive(stale.name.rsplit("-", 2)[-2]):
             shutil.rmtree(stale, ignore_errors=True)
     token = uuid.uuid4().hex[:8]
@@ -170,18 +171,25 @@ def atomic_write_dir(path: PathLike, overwrite: bool = True,
     try:
         yield tmp
         _fsync_tree(tmp)
+        old = parent / f".{path.name}.old-{os.getpid()}-{token}"
         if path.exists():
             if not overwrite:
                 raise FileExistsError(f"path={str(path)!r} appeared while writing and overwrite=False")
             check_replaceable(path, replaceable, what)
-            old = parent / f".{path.name}.old-{os.getpid()}-{token}"
-            os.rename(path, old)
+            with contextlib.suppress(FileNotFoundError):      # another save moved it aside first
+                os.rename(path, old)
+        try:
             os.rename(tmp, path)
-            _fsync_dir(parent)
+        except OSError as err:
+            if not path.exists():                             # not a race: put the previous folder back
+                with contextlib.suppress(FileNotFoundError):
+                    os.rename(old, path)
+                raise
             shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, path)
-            _fsync_dir(parent)
+            raise FileExistsError(f"path={str(path)!r} was written by another process at the same time "
+                                  f"({err.strerror}); that save is in place, this one was discarded") from None
+        _fsync_dir(parent)
+        shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

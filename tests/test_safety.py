@@ -447,3 +447,25 @@ def test_load_checkpoint_on_a_missing_device_names_it(tmp_path):
     save_checkpoint(fresh(), tmp_path / "ckpt")
     with pytest.raises(ValueError, match="CUDA is not available"):
         load_checkpoint(tmp_path / "ckpt", device="cuda")
+
+
+def test_a_save_racing_another_process_gives_a_clear_error_and_no_leftovers(tmp_path, monkeypatch):
+    import shutil
+    from course_lib.checkpoint import load_checkpoint
+
+    save_checkpoint(fresh(), tmp_path / "ckpt")
+    shutil.copytree(tmp_path / "ckpt", tmp_path / "theirs")
+    real_rename, calls = os.rename, []
+
+    def racing(src, dst):
+        real_rename(src, dst)
+        calls.append(dst)
+        if len(calls) == 1:           # right after this save moved the old folder aside, another lands
+            real_rename(tmp_path / "theirs", tmp_path / "ckpt")
+
+    monkeypatch.setattr(os, "rename", racing)
+    with pytest.raises(FileExistsError, match="another process at the same time"):
+        save_checkpoint(fresh(), tmp_path / "ckpt")
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]      # no .tmp-/.old- folders left
+    load_checkpoint(tmp_path / "ckpt")
