@@ -288,7 +288,8 @@ reveal(p_emerge, measured=f"middle size reaches {sum(share['loss']) / len(SEEDS)
 # compute grows. The hand-built rival here is a counted n-gram model with interpolated absolute
 # discounting (Kneser-Ney without its continuation counts; the best order of 2-5 chosen on
 # validation, which favours it). The learned one is a small Transformer trained one pass over the
-# same data. We grow data and compute together.
+# same data (64 wide and 2 layers under the fast budget, 128 and 4 under the full one). We grow data and
+# compute together.
 
 # %%
 p_bitter = predict("S002-Q3 overtake",
@@ -297,7 +298,7 @@ p_bitter = predict("S002-Q3 overtake",
 
 # %%
 DATA_CHARS = by_budget(fast=(25_000, 75_000, 200_000), full=(50_000, 200_000, 800_000, 2_800_000))
-ORDERS = (2, 3, 4, 5, 6)
+ORDERS = (2, 3, 4, 5)
 val_ids = torch.cat([val[i]["input_ids"] for i in range(EVAL_ITEMS)])
 bitter = {}                       # chars -> (best n-gram nll, its order, [Transformer loss per seed])
 for chars in DATA_CHARS:
@@ -308,7 +309,8 @@ for chars in DATA_CHARS:
     steps = max(blocks // SWEEP.batch_size, 10)           # one pass over the data
     tc = SWEEP.replace(max_steps=steps, warmup_steps=max(steps // 10, 1))
     subset = torch.utils.data.Subset(train, range(blocks))
-    bitter[chars] = (ngram[order], order, [dataset_loss(train_model(sized(64, 2), subset, tc, seed=s)[0], val,
+    learner = sized(by_budget(64, 128), by_budget(2, 4))
+    bitter[chars] = (ngram[order], order, [dataset_loss(train_model(learner, subset, tc, seed=s)[0], val,
                                                         EVAL_ITEMS) for s in SEEDS])
     print(f"{blocks * BLOCK:>9,} chars, {steps:>4} steps: n-gram (order {order}) {ngram[order]:.3f}; "
           f"Transformer " + ", ".join(f"{x:.3f}" for x in bitter[chars][2]))
@@ -330,13 +332,17 @@ bitter_answer = ("the Transformer" if tf_margin > tf_range else "the n-gram mode
 ng_first, _, tf_first = bitter[DATA_CHARS[0]]
 assert ng_first < min(tf_first), (ng_first, tf_first)   # with little data and compute, counting wins
 trend = (ng_last - sum(tf_last) / len(tf_last)) - (ng_first - sum(tf_first) / len(tf_first))
-assert trend > 0, trend                                 # and the Transformer closes the gap as both grow
+print(f"Transformer minus n-gram gap: {sum(tf_first) / len(tf_first) - ng_first:+.3f} at the smallest budget, "
+      f"{-tf_margin:+.3f} at the largest ({'narrower' if trend > 0 else 'wider'})")
 reveal(p_bitter, measured=f"n-gram {ng_last:.3f} vs Transformer {sum(tf_last) / len(tf_last):.3f} nats/char "
                           f"(seed range {tf_range:.3f})", answer=bitter_answer)
 
 # %% [markdown]
-# At the smallest budget the counts win; the gap narrows as data and compute grow (printed above).
-# Whether the Transformer overtakes within the budget you ran is the reveal's answer. The n-gram
+# At the smallest budget the counts win. Whether the gap narrows as data and compute grow, and
+# whether the Transformer overtakes, is printed above for the budget you ran. Under the fast budget
+# it did not in our run: one pass of at most 200 steps leaves a 64-wide Transformer far from
+# converged, while the counts of a 5-gram use every character at once, and the gap widened. The full
+# budget trains a larger Transformer (128 wide, 4 layers) for one pass over up to 2.8M characters. The n-gram
 # model cannot use more context than its order and stops improving once the counts of long contexts
 # are too sparse; the Transformer keeps improving with more data, steps and width, which is the
 # lesson's point. The document's engineering examples (message queues, databases, Kubernetes) are
@@ -361,8 +367,8 @@ bytes_tok = ByteTokenizer()
 _, task_a, val_a = packed_splits("kjv", BLOCK, tokenizer=bytes_tok, max_chars=by_budget(150_000, 1_500_000))
 _, task_b, val_b = packed_splits("sanguo", BLOCK, tokenizer=bytes_tok, max_chars=by_budget(50_000, 500_000))
 cl_cfg = ModelConfig.nano(vocab_size=bytes_tok.vocab_size, max_seq_len=BLOCK)
-PRETRAIN = SWEEP.replace(max_steps=by_budget(150, 2000), warmup_steps=by_budget(15, 100))
-FINETUNE = SWEEP.replace(max_steps=by_budget(60, 600), warmup_steps=by_budget(6, 50), lr=1e-3)
+PRETRAIN = SWEEP.replace(max_steps=by_budget(120, 2000), warmup_steps=by_budget(15, 100))
+FINETUNE = SWEEP.replace(max_steps=by_budget(50, 600), warmup_steps=by_budget(6, 50), lr=1e-3)
 LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 METHODS = {"full": (FINETUNE, None), "LoRA r=4": (FINETUNE.replace(lr=3e-3), 4), "replay 25%": (FINETUNE, None)}
 forget = {m: [] for m in METHODS}      # method -> per seed (A loss before, A after, B after, trainable)
@@ -403,19 +409,32 @@ forget_margin = mean_col(runner, 1) - mean_col(best, 1)
 forget_noise = max(col_range(best, 1), col_range(runner, 1))
 forget_answer = ({"full": "full fine-tuning", "LoRA r=4": "LoRA", "replay 25%": "replay"}[best]
                  if forget_margin > forget_noise else "about equal")
-full_forgetting = min(r[1] - r[0] for r in forget["full"])
-full_range = col_range("full", 1)
-assert full_forgetting > full_range, (full_forgetting, full_range)   # full fine-tuning forgets task A
+full_forgetting = min(r[1] - r[0] for r in forget["full"])          # worst English loss increase, best seed
+full_range = col_range("full", 0)                                   # seed range of the English loss before
 lora_share = forget["LoRA r=4"][0][3] / forget["full"][0][3]
+assert full_forgetting > full_range, (full_forgetting, full_range)   # full fine-tuning forgets task A
 reveal(p_forget, measured=f"English loss after: " + ", ".join(f"{m} {mean_col(m, 1):.2f}" for m in ranked),
        answer=forget_answer, note=f"LoRA trains {lora_share:.1%} of the parameters.")
 
 # %% [markdown]
-# Forgetting is measured as the English loss after fine-tuning against the loss before; learning as
-# the Chinese loss after. The plot shows the trade-off: a method that learns task B less often also
-# forgets task A less, so compare both coordinates (Biderman et al. 2024, "LoRA learns less and
-# forgets less"). The LoRA update is the one the document writes, `W = W0 + BA` (scaled by `alpha/r`);
-# merging `B A` into `W0` gives the same forward pass:
+# Forgetting is the English loss after fine-tuning against the loss before; learning is the Chinese
+# loss after. Compare both coordinates: Biderman et al. (2024, "LoRA learns less and forgets less")
+# found LoRA trading some learning for less forgetting on their tasks. Whether this run agrees:
+
+# %%
+lora_learns_less = mean_col("LoRA r=4", 2) - mean_col("full", 2) > max(col_range("LoRA r=4", 2), col_range("full", 2))
+lora_forgets_less = mean_col("full", 1) - mean_col("LoRA r=4", 1) > max(col_range("LoRA r=4", 1), col_range("full", 1))
+print(f"LoRA learns Chinese less than full fine-tuning: {lora_learns_less}; "
+      f"LoRA forgets English less: {lora_forgets_less} (margins against the seed ranges)")
+print(f"replay: English {mean_col('replay 25%', 0):.2f} -> {mean_col('replay 25%', 1):.2f}, "
+      f"Chinese {mean_col('replay 25%', 2):.2f} (full fine-tuning: {mean_col('full', 2):.2f})")
+
+# %% [markdown]
+# A rank-4 adapter on every linear layer, at the higher learning rate adapters need, still moves the
+# model's outputs a long way: being small in parameters does not make an update small in effect.
+# Replay, which reminds the model of task A while it learns B, is the defence to beat here. The LoRA
+# update is the one the document writes, `W = W0 + BA` (scaled by `alpha/r`); merging `B A` into `W0`
+# gives the same forward pass:
 
 # %%
 lora_layer = LoRALinear(torch.nn.Linear(32, 24), r=4)
@@ -454,7 +473,8 @@ claims_table([
     Claim("S000-Q14.1 (§7 #15)", "abilities emerge at a size (CoT from ~6B)", "a jump with size",
           f"same models: middle size at {sum(share['loss']) / len(SEEDS):.0%} of the loss change, "
           f"{sum(share['exact']) / len(SEEDS):.0%} of the exact-match change", holds=abrupt_loss,
-          verdict="the jump is in the exact-match metric; CoT helped only at ~100B (Wei et al. 2022)",
+          verdict=("the jump is in the exact-match metric" if abrupt_exact and not abrupt_loss
+                   else f"this run: {emerge_answer}") + "; CoT helped only at ~100B (Wei et al. 2022)",
           citation="Wei et al. 2022 (CoT prompting; emergent abilities); Schaeffer et al. 2023"),
     Claim("S000-Q14.1", "a 26M model can memorise about a million facts", "1M facts", "not measured",
           holds=None, verdict="invented: no source", citation="Allen-Zhu & Li 2024 measure ≈2 bits per parameter"),
@@ -480,7 +500,7 @@ claims_table([
           holds=full_forgetting > full_range and lora_share < 0.1),
     Claim("S002-Q3", "engineering examples of the Bitter Lesson", "—",
           f"largest budget: n-gram {ng_last:.3f} vs Transformer {sum(tf_last) / len(tf_last):.3f}", holds=None,
-          verdict="analogies; the toy experiment: " + bitter_answer + " ahead at the largest budget run"),
+          verdict=f"analogies; the toy experiment: {bitter_answer} at the largest budget run"),
     Claim("S002-Q4", "six hypotheses on emergence (not listed)", "—", "section 2: the metric hypothesis tested",
           holds=None, verdict="unmeasurable as stated"),
     Claim("S003-Q24", "future directions", "—", "—", holds=None, verdict="unmeasurable"),
@@ -495,9 +515,13 @@ claims_table([
 # capacity with speed of learning, the fit has `fit.dof` spare points, and the extrapolation test
 # covers one step of size. The full budget (a few minutes on one GPU) trains eight sizes up to about
 # five million non-embedding parameters for 1500 steps on 3M characters, three seeds each, which is
-# where the fitted exponent and the held-out prediction mean something; it also adds sizes to the
-# addition sweep (so "emergence" has a middle), data to the Bitter-Lesson curve, and steps to the
-# fine-tuning runs. Nothing here reaches the sizes the document talks about (26M to 100B): the claims
+# where the fitted exponent and the held-out prediction mean something. Under the fast budget the
+# addition models leave their plateau at random (some seeds and sizes in 400 steps, some not), so the
+# emergence question may come back "cannot tell"; the full budget trains six sizes for 2000 steps and
+# asserts that the largest learn the sums. It also adds data and a larger Transformer to the
+# Bitter-Lesson curve, and steps to the fine-tuning runs. The full-budget sizes were chosen to fit a
+# few minutes on one GPU; its extra assert (the largest addition models learn the sums) is an
+# expectation that such a run checks. Nothing here reaches the sizes the document talks about (26M to 100B): the claims
 # about them are checked against the cited papers, not measured. EWC and retrieval are not run.
 #
 # ## The essence
@@ -505,12 +529,14 @@ claims_table([
 # %%
 essence(f"""
 Size helps in a measurable, regular way: at equal steps loss fell from {mean_loss[0]:.2f} to
-{mean_loss[-1]:.2f} nats/char over our sweep, and a·N^-b + c describes it, with a floor set by the
-data as much as by the model; a fit is only as good as its prediction of a size it did not see.
-"Emergence" depends on how you score: the same addition models improve gradually per token while
-exact match, a product of four digits, looks like a jump. Counted statistics win when data and
-compute are scarce; learned models close the gap as both grow. Fine-tuning on new data forgets the
-old; replay and low-rank adapters are cheap defences with different trade-offs.
+{mean_loss[-1]:.2f} nats/char over our sweep, and a·N^-b + c fits it (rmse {fit.rmse:.3f}), with a floor set
+by the data and the step budget as much as by the model; a fit is only as good as its prediction of a
+size it did not see (here off by {abs(extrapolation_error):.3f}). Whether an ability "emerges" depends on
+how it is scored: exact match over four digits is roughly per-digit accuracy to the fourth power
+(this run's addition answer: {emerge_answer}). Counted statistics win when data and compute are
+scarce (here by {sum(tf_first) / len(tf_first) - ng_first:.2f} nats/char at the smallest budget; at the
+largest: {bitter_answer}). Fine-tuning on new data forgot the old (English +{full_forgetting:.1f}
+nats/byte at least); replaying a quarter of old data kept it at {mean_col('replay 25%', 1):.2f}.
 """)
 
 # %% [markdown]
@@ -533,12 +559,16 @@ print(f"default {base_losses}, pos='none' {flip_losses}: {diff:+.3f} nats/char, 
 assert verdict in ("worse", "better", "within noise") and len(flip_losses) == len(SEEDS)
 
 # %% [markdown]
-# **2.** Too few points. Fit `a·N^-b + c` to only the three smallest sizes of section 1. What are
-# its degrees of freedom and its residual, and what does that say about the fit?
+# **2.** Too few points. Fit `a·N^-b + c` to only the three smallest sizes of section 1. How many
+# degrees of freedom are left? Does the curve pass through all three points? (Hint: with a > 0 and
+# b > 0 the law is convex in log N, its drop per decade slows down.)
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
-# Solution. Three points, three parameters: the curve passes through all of them (residual ~0), so
-# a perfect fit proves nothing about the law; only extra points (dof > 0) can test it.
+# Solution. Three points, three parameters, 0 degrees of freedom: if the points slow down in log N
+# the curve passes through them exactly and proves nothing; if the drop speeds up (under-trained
+# small models) no a·N^-b + c with a, b > 0 fits them at all. Either way 3 points cannot test the law.
 three = fit_power_law(n_params[:3], mean_loss[:3])
-print(f"dof {three.dof}, rmse {three.rmse:.2e}, b = {three.b:.3f}, c = {three.c:.3f}")
-assert three.dof == 0 and three.rmse < 1e-3
+slopes = [(mean_loss[i] - mean_loss[i + 1]) / torch.log(torch.tensor(n_params[i + 1] / n_params[i])).item()
+          for i in range(2)]
+print(f"dof {three.dof}, rmse {three.rmse:.2e}; drop per e-fold of N: {slopes[0]:.3f} then {slopes[1]:.3f}")
+assert three.dof == 0 and (three.rmse < 1e-3) == (slopes[1] < slopes[0])
