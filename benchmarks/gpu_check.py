@@ -299,6 +299,18 @@ def main(argv=None) -> str:
     wanted = args.only.split(",")
     rows: List[Dict] = []
     bandwidth = None
+    out = Path(args.out) if args.out else HERE / "results" / f"gpu_check_{device.type}{'_quick' if args.quick else ''}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(done: bool) -> str:
+        """The table so far, written after every section: a run killed by its timeout keeps its rows."""
+        header = (f"{machine_summary(device)}; compile backend {args.backend}; repeats {args.repeats}; "
+                  f"total {time.perf_counter() - started:.0f} s" + (" (--quick)" if args.quick else "")
+                  + ("" if done else "; INCOMPLETE (the run stopped here)"))
+        table = header + "\n\n" + markdown_table(rows, COLUMNS)
+        out.write_text(table + "\n", encoding="utf-8")
+        return table
+
     for name in ("train", "bandwidth", "decode", "batch"):
         if name not in wanted and not (name == "bandwidth" and "decode" in wanted):
             continue
@@ -316,18 +328,13 @@ def main(argv=None) -> str:
         except Exception as err:                                            # report, keep going
             rows.append({"figure": name, "met": "error", "notes": f"{type(err).__name__}: {err}"[:240]})
         print(f"   {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+        write(False)
     if "notebooks" in wanted:
         left = args.budget_s - (time.perf_counter() - started) - 5
         rows += section_notebooks(args, left)
-    header = (f"{machine_summary(device)}; compile backend {args.backend}; repeats {args.repeats}; "
-              f"total {time.perf_counter() - started:.0f} s" + (" (--quick)" if args.quick else ""))
-    table = header + "\n\n" + markdown_table(rows, COLUMNS)
+    table = write(True)
     print(table)
-    out = Path(args.out) if args.out else HERE / "results" / f"gpu_check_{device.type}{'_quick' if args.quick else ''}.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(table + "\n", encoding="utf-8")
     return table
-
 
 if __name__ == "__main__":
     main()
