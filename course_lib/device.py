@@ -43,6 +43,20 @@ def pick_device(prefer: Optional[Union[str, torch.device]] = None) -> torch.devi
     return torch.device("cpu")
 
 
+def memory_bytes(device: Union[str, torch.device] = "cpu") -> Optional[int]:
+    """Total memory of ``device`` in bytes (physical RAM for the CPU); None when unknown. Used to
+    refuse a request that cannot fit before the allocator fails (or the machine starts swapping)."""
+    device = torch.device(device)
+    try:
+        if device.type == "cuda":
+            return int(torch.cuda.get_device_properties(device).total_memory)
+        if device.type == "cpu":
+            return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError, RuntimeError, AssertionError):
+        pass
+    return None
+
+
 def bf16_supported(device: Union[str, torch.device]) -> bool:
     """True where bfloat16 matrix math is fast and exact enough to train in (Ampere+ GPUs)."""
     device = torch.device(device)

@@ -108,6 +108,11 @@ class Transformer(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         config.validate()
+        from .device import memory_bytes
+        table = 4 * config.vocab_size * config.dim * (1 if config.tie_embeddings else 2)  # float32 bytes
+        if table > (memory_bytes("cpu") or float("inf")):
+            raise ValueError(f"vocab_size={config.vocab_size} x dim={config.dim} needs {table / 2**30:.1f} GiB for the "
+                             f"embedding tables alone, more than this machine's memory; use a smaller vocab_size")
         self.config = config
         self.check_inputs = True
         # With pos_concat_dim = k > 0 the position vector fills the last k channels instead of being added.

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from .data import left_pad
-from .device import synchronize
+from .device import memory_bytes, synchronize
 
 TokenIds = Union[torch.Tensor, Sequence[int], Sequence[Sequence[int]]]
 
@@ -409,6 +409,11 @@ def _plan(model, input_ids, max_new_tokens, temperature, top_k, top_p, repetitio
     _check_generator(generator, device)
     ids, mask = prepare_prompts(input_ids, attention_mask, pad_token_id, V, device)
     ids, mask, allow_longer = _fit_length(config, ids, mask, max_new_tokens, truncate)
+    cache_bytes = 2 * ids.numel() // ids.shape[1] * (ids.shape[1] + max_new_tokens) * config.n_layers \
+        * config.n_kv_heads * config.head_dim * next(model.parameters()).element_size()
+    if use_cache and cache_bytes > (memory_bytes(device) or float("inf")):
+        raise ValueError(f"max_new_tokens={max_new_tokens} needs a KV cache of {cache_bytes / 2**30:.1f} GiB, more than "
+                         f"the {memory_bytes(device) / 2**30:.1f} GiB of {device}; ask for fewer tokens")
     if use_cache and not getattr(config, "causal", True):
         use_cache = False  # without the causal mask old positions see new ones: cached K/V would go stale
     return _Plan(ids, mask, max_new_tokens, float(temperature), top_k, top_p, float(repetition_penalty), eos,

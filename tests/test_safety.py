@@ -469,3 +469,16 @@ def test_a_save_racing_another_process_gives_a_clear_error_and_no_leftovers(tmp_
     monkeypatch.undo()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]      # no .tmp-/.old- folders left
     load_checkpoint(tmp_path / "ckpt")
+
+
+def test_requests_larger_than_memory_are_refused_before_allocating():
+    from course_lib.device import memory_bytes
+    from course_lib.sample import generate
+
+    ram = memory_bytes("cpu")
+    if ram is None:
+        pytest.skip("this platform does not report its memory")
+    with pytest.raises(ValueError, match=r"vocab_size=.* more than this machine's memory"):
+        Transformer(ModelConfig.nano(vocab_size=ram // 64))
+    with pytest.raises(ValueError, match=r"max_new_tokens=.* needs a KV cache of"):
+        generate(fresh().eval(), torch.tensor([[5, 6]]), max_new_tokens=ram // 256)
