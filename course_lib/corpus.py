@@ -429,6 +429,8 @@ def read_jsonl_sft(path: str | os.PathLike) -> list[list[dict[str, str]]]:
             conversations.append(validate_conversation(messages, "conversations"))
         except ValueError as e:
             raise DataFormatError(p, number, str(e)) from None
+        if not any(m["role"] == "assistant" for m in conversations[-1]):   # SFT learns the assistant's turns
+            raise DataFormatError(p, number, "the conversation has no assistant message: nothing to learn from it")
     if skipped or flattened:
         warnings.warn(f"{path}: skipped {skipped} conversations with tool calls (role 'tool'); flattened "
                       f"reasoning_content into <think>...</think> in {flattened}", stacklevel=2)

@@ -482,3 +482,14 @@ def test_requests_larger_than_memory_are_refused_before_allocating():
         Transformer(ModelConfig.nano(vocab_size=ram // 64))
     with pytest.raises(ValueError, match=r"max_new_tokens=.* needs a KV cache of"):
         generate(fresh().eval(), torch.tensor([[5, 6]]), max_new_tokens=ram // 256)
+
+
+def test_an_sft_row_without_an_assistant_turn_names_file_and_line(tmp_path, capsys):
+    import json
+    rows = [{"conversations": [{"role": "user", "content": "你好"}, {"role": "assistant", "content": "你好！"}]}] * 3
+    rows.insert(2, {"conversations": [{"role": "user", "content": "只有问题"}]})
+    sft = tmp_path / "sft.jsonl"
+    sft.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    code = main(["sft", "--data", str(sft), "--tokenizer", str(tmp_path), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and "sft.jsonl" in err and "line 3" in err and "no assistant message" in err
