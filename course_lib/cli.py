@@ -315,14 +315,6 @@ def _datasets(kind, docs, tokenizer, seq_len: int, val_fraction: float, seed: in
                             if val_fraction > 0 and len(docs) >= 2 else (list(docs), []))
     train = SFTDataset(train_docs, tokenizer, max_len=seq_len, overflow="truncate")
     val = SFTDataset(val_docs, tokenizer, max_len=seq_len, overflow="truncate") if val_docs else None
-    for name, ds in (("training", train), ("validation", val)):
-        empty = 0 if ds is None else sum(1 for i in range(len(ds)) if not bool((ds[i]["labels"] != -100).any()))
-        if ds is not None and empty == len(ds):
-            raise CLIError(f"--seq-len {seq_len} truncates every {name} conversation before its answer: no "
-                           "target token is left; raise --seq-len")
-        if empty:
-            _log(f"warning: {empty} of {len(ds)} {name} conversations keep no answer token at --seq-len {seq_len} "
-                 "(they add nothing to the loss)")
     return train, val, len(train_docs), len(val_docs)
 
 

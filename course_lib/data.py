@@ -600,6 +600,14 @@ class SFTDataset(Dataset):
             seqs.append(ids), masks.append(mask), kept.append(i)
         if not seqs:
             raise ValueError(f"every conversation is longer than max_len={max_len}; nothing left")
+        empty = sum(1 for m in masks if not any(m[1:]))      # the targets after the shift
+        if empty == len(seqs):
+            raise ValueError(f"max_len={max_len} truncates every conversation before its answer: no target token "
+                             "is left to learn from; raise max_len")
+        if empty:
+            import warnings
+            warnings.warn(f"SFTDataset: {empty} of {len(seqs)} conversations keep no target token within "
+                          f"max_len={max_len} (truncated before the answer); they add nothing to the loss", stacklevel=2)
         self.tokens, self.offsets = _flatten(seqs)
         self.targets = torch.from_numpy(np.fromiter(itertools.chain.from_iterable(masks),
                                                     dtype=np.bool_, count=len(self.tokens)))

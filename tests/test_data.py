@@ -211,9 +211,12 @@ def test_sft_overflow_and_bad_input(tok):
         SFTDataset([CONV[1:3], long_conv], tok, max_len=64)
     ds = SFTDataset([CONV[1:3], long_conv], tok, max_len=64, overflow="drop")
     assert len(ds) == 1 and ds.source_index == [0]
-    ds = SFTDataset([long_conv], tok, max_len=64, overflow="truncate")
-    assert ds[0]["input_ids"].shape == (64,)
-    assert (ds[0]["labels"] == IGNORE_INDEX).all()  # truncation cut the answer away
+    with pytest.warns(UserWarning, match="1 of 2 conversations keep no target token"):
+        ds = SFTDataset([CONV[1:3], long_conv], tok, max_len=64, overflow="truncate")
+    assert ds[1]["input_ids"].shape == (64,)
+    assert (ds[1]["labels"] == IGNORE_INDEX).all()  # truncation cut the answer away (counted in the warning)
+    with pytest.raises(ValueError, match="truncates every conversation before its answer"):
+        SFTDataset([long_conv], tok, max_len=64, overflow="truncate")
     with pytest.raises(ValueError, match="no assistant"):
         SFTDataset([[{"role": "user", "content": "hi"}]], tok)
     with pytest.raises(ValueError, match=r"conversations\[0\].*role"):

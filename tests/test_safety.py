@@ -493,3 +493,17 @@ def test_an_sft_row_without_an_assistant_turn_names_file_and_line(tmp_path, caps
     code = main(["sft", "--data", str(sft), "--tokenizer", str(tmp_path), "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
     assert code == 2 and "sft.jsonl" in err and "line 3" in err and "no assistant message" in err
+
+
+def test_sft_truncation_that_leaves_no_target_is_an_error_or_a_counted_warning():
+    from course_lib.data import SFTDataset
+    from course_lib.tokenizer import ByteTokenizer
+
+    tok = ByteTokenizer()
+    short = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok"}]
+    long = [{"role": "user", "content": "x" * 80}, {"role": "assistant", "content": "yes"}]
+    with pytest.raises(ValueError, match="truncates every conversation before its answer"):
+        SFTDataset([long, long], tok, max_len=40, overflow="truncate")
+    with pytest.warns(UserWarning, match="1 of 2 conversations keep no target token"):
+        ds = SFTDataset([short, long], tok, max_len=40, overflow="truncate")
+    assert len(ds) == 2
