@@ -96,7 +96,7 @@ class TrainHistory:
 
     def plot(self, ax=None, show_lr: bool = True, smooth: float = 0.0, title: Optional[str] = None):
         """Loss (and eval loss) against step; the learning rate on a twin axis. Returns the axes."""
-        import matplotlib.pyplot as plt
+        from matplotlib import pyplot as plt
 
         if ax is None:
             _, ax = plt.subplots(figsize=(7, 3.5))

@@ -212,8 +212,7 @@ val_2L = PackedDataset(val_docs, tok, block_size=2 * L)
 probe_ids = torch.stack([val_L[i]["input_ids"] for i in range(min(N_VAL, len(val_L)))])
 eval_2L = torch.stack([torch.cat([val_2L[i]["input_ids"], val_2L[i]["labels"][-1:]])   # (N, 2L + 1) token rows
                        for i in range(min(N_VAL, len(val_2L)))])
-unigram_nats = unigram_entropy_bits(torch.cat([train_data[i]["input_ids"] for i in range(len(train_data))]),
-                                    tok.vocab_size) * math.log(2)
+unigram_nats = unigram_entropy_bits(train_data.tokens, tok.vocab_size) * math.log(2)
 print(f"vocabulary {tok.vocab_size}; {len(train_data)} training blocks of L = {L}; unigram entropy {unigram_nats:.3f} nats")
 
 

@@ -69,8 +69,7 @@ SEQ = by_budget(fast=32, full=64)
 tok, train, val = packed_splits("kjv", SEQ, max_chars=by_budget(fast=200_000, full=2_000_000))
 probe_ids = torch.stack([train[i]["input_ids"] for i in range(8)])
 probe_labels = torch.stack([train[i]["labels"] for i in range(8)])
-all_ids = torch.stack([train[i]["input_ids"] for i in range(len(train))])
-unigram_nats = unigram_entropy_bits(all_ids, tok.vocab_size) * math.log(2)
+unigram_nats = unigram_entropy_bits(train.tokens, tok.vocab_size) * math.log(2)
 print(f"{len(train)} training blocks of {SEQ} characters; alphabet {tok.vocab_size}; "
       f"unigram entropy {unigram_nats:.3f} nats, uniform log V = {math.log(tok.vocab_size):.3f}")
 

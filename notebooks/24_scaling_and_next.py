@@ -61,6 +61,7 @@
 
 # %%
 import copy
+import math
 
 import torch
 
@@ -69,6 +70,7 @@ from course_lib.data import packed_splits
 from course_lib.lab import viz
 from course_lib.lab.budget import budget, by_budget, is_fast, set_budget_threads
 from course_lib.lab.continual import LoRALinear, add_lora, replay_mix, trainable_params
+from course_lib.lab.measure import unigram_entropy_bits
 from course_lib.lab.ngram import NGramModel
 from course_lib.lab.params import breakdown
 from course_lib.lab.probes import dataset_loss, task_loss
@@ -129,8 +131,7 @@ fit = fit_power_law(n_params, mean_loss)
 held = fit_power_law(n_params[:-1], mean_loss[:-1])          # fit without the largest model
 predicted_largest = float(held.loss_at(n_params[-1]))
 extrapolation_error = predicted_largest - mean_loss[-1]
-unigram = torch.bincount(torch.cat([train[i]["input_ids"] for i in range(len(train))]), minlength=tok.vocab_size)
-unigram_nats = float(-(unigram / unigram.sum() * (unigram / unigram.sum()).clamp_min(1e-12).log()).sum())
+unigram_nats = unigram_entropy_bits(train.tokens, tok.vocab_size) * math.log(2)
 print(f"fit on all {fit.n_points} sizes: L = {fit.a:.3g} N^-{fit.b:.3f} + {fit.c:.3f}  "
       f"(rmse {fit.rmse:.4f}, {fit.dof} degrees of freedom)")
 print(f"fit without the largest: predicts {predicted_largest:.3f} for it, measured {mean_loss[-1]:.3f} "

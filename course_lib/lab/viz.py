@@ -68,7 +68,7 @@ def setup(*, dpi: int = 100, style_small: bool = True, quiet: bool = False) -> O
 
 
 def _axes(ax=None, figsize=None):
-    import matplotlib.pyplot as plt
+    from matplotlib import pyplot as plt
     if not _state["done"]:
         setup()
     if ax is None:
