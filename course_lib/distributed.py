@@ -133,8 +133,12 @@ def barrier() -> None:
 
 
 def cleanup() -> None:
-    """Leave the process group (call once at the end of a torchrun program)."""
+    """Leave the process group (call once at the end of a torchrun program).
+
+    Every process waits for the others first: rank 0 still writes the final checkpoint after the last
+    step, and a peer that tears its connections down meanwhile can abort the whole job."""
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
