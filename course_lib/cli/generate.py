@@ -1,0 +1,77 @@
+"""``generate``: continue a prompt with a trained checkpoint, printing tokens as they are sampled.
+
+    python -m course_lib generate --ckpt runs/tiny --prompt 今天
+    python -m course_lib generate --ckpt runs/tiny-sft --chat --prompt 你好 --temperature 0
+"""
+from __future__ import annotations
+
+from .common import CLIError, add_checkpoint_args, open_checkpoint, positive_int, set_threads
+
+
+def cmd_generate(args) -> int:
+    import torch
+
+    model, tokenizer, _ = open_checkpoint(args.ckpt, args.tokenizer, args.device)
+    set_threads(args, to_stderr=True)
+    if args.chat:
+        text = tokenizer.apply_chat_template([{"role": "user", "content": args.prompt}], add_generation_prompt=True)
+        prompt_ids = tokenizer.encode(text)
+    else:
+        prompt_ids = tokenizer.encode(args.prompt, add_special_tokens=True)
+    if len(prompt_ids) == 0:
+        raise CLIError("--prompt is empty")
+    device = next(model.parameters()).device
+    g = torch.Generator(device=device).manual_seed(args.seed)
+    for i in range(args.num_samples):
+        if args.num_samples > 1:
+            print(f"--- sample {i + 1}")
+        if not args.chat:
+            print(args.prompt, end="", flush=True)
+        stream_reply(model, tokenizer, prompt_ids, args, g)
+    return 0
+
+
+def stream_reply(model, tokenizer, prompt_ids, args, generator) -> list:
+    """Sample a continuation of ``prompt_ids``, print its text as it grows; returns the new ids.
+
+    Byte-level BPE tokens can end inside a UTF-8 character, so the text is decoded from all new ids
+    each step and only the part that is complete (no trailing replacement character) is printed."""
+    from ..sample import stream_generate
+
+    new, shown = [], ""
+    for token in stream_generate(model, [prompt_ids], max_new_tokens=args.max_new_tokens,
+                                 temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                                 repetition_penalty=args.repetition_penalty, eos_token_id=tokenizer.eos_id,
+                                 generator=generator, truncate=True):
+        t = int(token[0])
+        if t == tokenizer.eos_id:
+            break
+        new.append(t)
+        text = tokenizer.decode(new, skip_special_tokens=True)
+        if text.endswith("\ufffd"):
+            continue                     # half a character: wait for the rest of its bytes
+        print(text[len(shown):], end="", flush=True)
+        shown = text
+    text = tokenizer.decode(new, skip_special_tokens=True)
+    print(text[len(shown):], flush=True)
+    return new
+
+
+def add_sampling_args(p) -> None:
+    p.add_argument("--max-new-tokens", type=positive_int, default=100, help="tokens to sample (default 100)")
+    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (default 0.8)")
+    p.add_argument("--top-k", type=positive_int, default=None, help="sample among the k likeliest tokens (default: off)")
+    p.add_argument("--top-p", type=float, default=0.9, help="nucleus sampling mass (default 0.9; 1 = off)")
+    p.add_argument("--repetition-penalty", type=float, default=1.1, help="default 1.1 (1 = off)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("generate", help="continue a prompt with a trained checkpoint",
+                       description="Sample a continuation of --prompt from a checkpoint, printed as it is sampled.")
+    add_checkpoint_args(p)
+    p.add_argument("--prompt", default="今天", help="the text to continue (default 今天)")
+    add_sampling_args(p)
+    p.add_argument("--num-samples", type=positive_int, default=1, help="independent samples (default 1)")
+    p.add_argument("--chat", action="store_true", help="wrap the prompt in the chat template (SFT models)")
+    p.set_defaults(func=cmd_generate)
