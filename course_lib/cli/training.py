@@ -243,6 +243,8 @@ def _run_training(args, kind: str) -> int:
 
     set_threads(args)
     meta = {"kind": kind, "preset": preset, "data": what, "seq_len": seq_len,
+            "corpus": None if args.data else args.corpus, "max_chars": args.max_chars,   # what eval needs to
+            "val_fraction": args.val_fraction, "seed": args.seed,                       # redo the held-out split
             "command": "python -m course_lib " + " ".join(map(str, args.argv))}
     trainer = Trainer(model, train_set, cfg, eval_data=val_set, tokenizer=tokenizer, metadata=meta)
     t0 = time.time()
