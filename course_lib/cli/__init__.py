@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for module in COMMAND_MODULES:
         module.add_parsers(sub)
+    parser.subcommands = sub.choices                # name -> parser (a run file re-parses with new defaults)
     return parser
 
 
@@ -68,6 +69,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     from ..train import TrainingDiverged          # after parsing: --help never imports torch
 
     try:
+        if getattr(args, "config", None):
+            from .model_options import apply_run_file
+            args = apply_run_file(parser, args.argv, args)
+            args.argv = list(sys.argv[1:] if argv is None else argv)
         return args.func(args) or EXIT_OK
     except TrainingDiverged as e:
         print(f"error: {one_line(e)}", file=sys.stderr)

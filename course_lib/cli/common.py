@@ -21,7 +21,8 @@ EXIT_CODES_HELP = f"""exit status:
   {EXIT_OK:<4} done
   {EXIT_DIVERGED:<4} training diverged (NaN/inf loss); the message names the last good checkpoint
   {EXIT_BAD_INPUT:<4} bad input: one 'error:' line on stderr saying what to change; nothing was written
-  {EXIT_SIGINT:<4} interrupted by Ctrl-C, {EXIT_SIGTERM} by SIGTERM: a resumable checkpoint was saved first"""
+  {EXIT_SIGINT:<4} interrupted by Ctrl-C: training saved a resumable checkpoint first
+  {EXIT_SIGTERM:<4} stopped by SIGTERM (timeout, Slurm, Kubernetes): the same"""
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):

@@ -18,7 +18,13 @@ from typing import Optional, Sequence
 
 from ..config import PRESET_ALIASES, PRESETS
 from ..config import PRESET_RECIPES as PRESET_DEFAULTS   # defaults per preset: one table, with the presets
+from ..schedule import SCHEDULES
 from .common import CLIError, log, positive_int, read_documents, set_threads
+from .model_options import RUNTIME_FIELDS, add_model_args, switches_help
+
+# train.OPTIMIZERS and train.DTYPES, spelled out because train imports torch (tests keep them equal)
+OPTIMIZERS = ("adamw", "sgd")
+DTYPES = ("auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16")
 
 
 def _preset_name(name: str) -> str:
@@ -163,13 +169,26 @@ def _check_seq_len(seq_len: int, mcfg) -> None:
 
 
 def _model_config_for(args, preset: str, vocab_size: int):
-    """The preset's ModelConfig with the tokenizer's vocabulary (and --max-seq-len)."""
+    """The preset's ModelConfig with the tokenizer's vocabulary, --max-seq-len and the run file's
+    and --set's changes (a contradiction raises ValueError naming the fields)."""
     from ..config import ModelConfig
+    from .model_options import model_changes
 
     mcfg = ModelConfig.preset(preset, vocab_size=vocab_size)
     if args.max_seq_len:
         mcfg = mcfg.replace(max_seq_len=args.max_seq_len)
-    return mcfg
+    changes = model_changes(args)
+    return mcfg.replace(**changes) if changes else mcfg
+
+
+def _check_init_changes(args) -> None:
+    """``sft --init``: the weights fix the architecture; only fields that leave them alone may change."""
+    from .model_options import model_changes
+
+    fixed = sorted(set(model_changes(args)) - set(RUNTIME_FIELDS))
+    if fixed:
+        raise CLIError(f"--set/--config {', '.join(fixed)}: the model comes from --init {args.init} and its weights "
+                       f"fix the architecture; only {', '.join(RUNTIME_FIELDS)} can change when fine-tuning")
 
 
 def _run_training(args, kind: str) -> int:
@@ -184,15 +203,17 @@ def _run_training(args, kind: str) -> int:
         args.out = f"runs/{kind}-{PRESET_ALIASES.get(args.preset, args.preset)}"
     out = Path(args.out)
     resume = _resume_target(args, out)
-    _check_out_dir(out, resume)
     if kind == "sft" and args.init and not any(a.split("=")[0] == "--preset" for a in args.argv):
         args.preset = _nearest_preset(args.init)     # the training defaults of the model being tuned
     preset = _preset_name(args.preset)
     defaults = dict(PRESET_DEFAULTS[preset])
     cfg = _train_config(args, defaults, out)
     seq_len = args.seq_len or defaults["seq_len"]
-    if not (kind == "sft" and args.init):           # fail before loading any data
+    if kind == "sft" and args.init:
+        _check_init_changes(args)
+    else:                                            # fail before loading any data
         _check_seq_len(seq_len, _model_config_for(args, preset, ModelConfig.preset(preset).vocab_size))
+    _check_out_dir(out, resume)                      # bad options above have written nothing
 
     base = None
     if kind == "sft" and args.init:
@@ -222,6 +243,11 @@ def _run_training(args, kind: str) -> int:
     if base is not None:
         from ..checkpoint import load_checkpoint
         model = load_checkpoint(base)
+        from .model_options import model_changes
+        if model_changes(args):      # runtime fields only (checked above), fixed when the modules are built
+            tuned = Transformer(model.config.replace(**model_changes(args)))
+            tuned.load_state_dict(model.state_dict())
+            model = tuned
         model.train()
         mcfg = model.config
     else:
@@ -289,7 +315,8 @@ def cmd_sft(args) -> int:
 
 
 def _add_training_args(p: argparse.ArgumentParser, kind: str) -> None:
-    p.add_argument("--preset", default="tiny", help="model size: tiny (default), nano, minimind_26m (alias 26m)")
+    p.add_argument("--preset", default="tiny", choices=sorted(PRESETS + tuple(PRESET_ALIASES)),
+                   help="model size: tiny (default), nano, minimind_26m (alias 26m)")
     p.add_argument("--tokenizer", default=None, help="a tokenizer folder or tokenizer.json to use instead of "
                                                      "training one")
     p.add_argument("--vocab-size", type=positive_int, default=None, help="vocabulary of a newly trained tokenizer "
@@ -304,21 +331,21 @@ def _add_training_args(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 2e-3 for tiny)")
     p.add_argument("--min-lr", type=float, default=None, help="final learning rate (default: lr / 10)")
     p.add_argument("--warmup-steps", type=int, default=None, help="linear warmup steps")
-    p.add_argument("--schedule", default="cosine", help="constant, linear, exp, cosine (default), wsd, reversed")
-    p.add_argument("--optimizer", default="adamw", help="adamw (default) or sgd")
-    p.add_argument("--weight-decay", type=float, default=0.1)
+    p.add_argument("--schedule", default="cosine", choices=SCHEDULES, help="learning-rate schedule after warmup")
+    p.add_argument("--optimizer", default="adamw", choices=OPTIMIZERS, help="the optimizer")
+    p.add_argument("--weight-decay", type=float, default=0.1, help="decoupled weight decay on the weight matrices")
     p.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (0: no clipping)")
     p.add_argument("--val-fraction", type=float, default=0.02, help="documents held out for the eval loss")
     p.add_argument("--eval-every", type=int, default=0, help="eval every N steps (0: only at the end)")
-    p.add_argument("--eval-batches", type=positive_int, default=20)
+    p.add_argument("--eval-batches", type=positive_int, default=20, help="batches per evaluation")
     p.add_argument("--save-every", type=int, default=None, help="checkpoint every N steps (default: 250 for tiny)")
     p.add_argument("--keep-last", type=positive_int, default=None, help="keep only the newest N checkpoints")
     p.add_argument("--out", default=None, help=f"run folder for step_<N>/ checkpoints (default: runs/{kind}-<preset>)")
     p.add_argument("--resume", nargs="?", const="latest", default=None, metavar="PATH",
                    help="continue a run: alone, the newest checkpoint under --out; or a step_<N> folder")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights, the data split and the sample order")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, mps")
-    p.add_argument("--dtype", default="auto", help="auto (default: bf16 on capable GPUs), float32, bfloat16, float16")
+    p.add_argument("--dtype", default="auto", choices=DTYPES, help="auto (default: bf16 autocast on capable GPUs)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--threads", type=positive_int, default=None,
                    help="CPU threads for torch (default: torch's choice; 1 is often faster on a busy machine)")
@@ -333,16 +360,20 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("pretrain", help="pretrain a model on a corpus or a text/jsonl file",
                        description="Pretrain a model (next-token prediction on packed text). "
-                                   "Checkpoints go to <out>/step_<N>/ with the tokenizer.")
+                                   "Checkpoints go to <out>/step_<N>/ with the tokenizer.", epilog=switches_help())
     add_data_args(p)
     _add_training_args(p, "pretrain")
+    add_model_args(p)
     p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("sft", help="supervised fine-tuning on chat data (MiniMind SFT jsonl)",
-                       description="Fine-tune on conversations; the loss covers the assistant's tokens only.")
+                       description="Fine-tune on conversations; the loss covers the assistant's tokens only. "
+                                   "With --init, only " + ", ".join(RUNTIME_FIELDS) + " can be --set.",
+                       epilog=switches_help())
     p.add_argument("--init", default=None, help="start from this checkpoint (a pretrain --out folder or step folder)")
     p.add_argument("--data", default=None, help="SFT jsonl: {\"conversations\": [{\"role\", \"content\"}, ...]} a line")
     p.add_argument("--max-chars", type=positive_int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--corpus", default=None, help=argparse.SUPPRESS)
     _add_training_args(p, "sft")
+    add_model_args(p)
     p.set_defaults(func=cmd_sft)
