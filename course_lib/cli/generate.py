@@ -5,6 +5,8 @@
 """
 from __future__ import annotations
 
+from typing import Optional
+
 from .common import CLIError, add_checkpoint_args, open_checkpoint, positive_int, set_threads
 
 
@@ -31,14 +33,15 @@ def cmd_generate(args) -> int:
     return 0
 
 
-def stream_reply(model, tokenizer, prompt_ids, args, generator) -> list:
+def stream_reply(model, tokenizer, prompt_ids, args, generator, new: Optional[list] = None) -> list:
     """Sample a continuation of ``prompt_ids``, print its text as it grows; returns the new ids.
 
     Byte-level BPE tokens can end inside a UTF-8 character, so the text is decoded from all new ids
-    each step and only the part that is complete (no trailing replacement character) is printed."""
+    each step and only the part that is complete (no trailing replacement character) is printed.
+    ``new``: a list the ids are appended to as they come, so a caller still has them after Ctrl-C."""
     from ..sample import stream_generate
 
-    new, shown = [], ""
+    new, shown = ([] if new is None else new), ""
     for token in stream_generate(model, [prompt_ids], max_new_tokens=args.max_new_tokens,
                                  temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                                  repetition_penalty=args.repetition_penalty, eos_token_id=tokenizer.eos_id,
@@ -57,12 +60,15 @@ def stream_reply(model, tokenizer, prompt_ids, args, generator) -> list:
     return new
 
 
-def add_sampling_args(p) -> None:
-    p.add_argument("--max-new-tokens", type=positive_int, default=100, help="tokens to sample (default 100)")
-    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (default 0.8)")
+def add_sampling_args(p, max_new_tokens: int = 100, temperature: float = 0.8, top_p: float = 0.9,
+                      repetition_penalty: float = 1.1) -> None:
+    p.add_argument("--max-new-tokens", type=positive_int, default=max_new_tokens,
+                   help=f"tokens to sample (default {max_new_tokens})")
+    p.add_argument("--temperature", type=float, default=temperature, help=f"0 = greedy (default {temperature})")
     p.add_argument("--top-k", type=positive_int, default=None, help="sample among the k likeliest tokens (default: off)")
-    p.add_argument("--top-p", type=float, default=0.9, help="nucleus sampling mass (default 0.9; 1 = off)")
-    p.add_argument("--repetition-penalty", type=float, default=1.1, help="default 1.1 (1 = off)")
+    p.add_argument("--top-p", type=float, default=top_p, help=f"nucleus sampling mass (default {top_p}; 1 = off)")
+    p.add_argument("--repetition-penalty", type=float, default=repetition_penalty,
+                   help=f"default {repetition_penalty} (1 = off)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
 
 
