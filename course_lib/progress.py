@@ -1,4 +1,5 @@
-"""What a training run shows and records: ``TrainHistory``, the progress display, Ctrl-C handling.
+"""What a training run shows and records: ``TrainHistory``, the progress display, ``metrics.jsonl``
+(``MetricsLog``), Ctrl-C handling.
 
 Everything here takes plain values (step numbers, a stats dict, a history), never the trainer, so
 ``train.py`` imports this module and not the other way round.
@@ -7,12 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import math
+import os
 import signal
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
 
 
 def in_notebook() -> bool:
@@ -131,6 +135,109 @@ class TrainHistory:
         h = cls(**{k: v for k, v in data.items() if k in known})
         h.grad_norm = [float(x) for x in h.grad_norm]
         return h
+
+METRICS_FILE = "metrics.jsonl"
+
+
+def atomic_write_text(path: Union[str, "os.PathLike[str]"], text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the whole new one, never a part
+    (a temp file beside it, fsync, ``os.replace``)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def read_metrics(path: Union[str, "os.PathLike[str]"]) -> List[Dict[str, Any]]:
+    """The records of a ``metrics.jsonl`` (a file or the run folder holding it), in file order. A line
+    that is not a record (torn by a crash mid-write, or added by hand) is skipped; no file gives []."""
+    path = Path(path)
+    path = path / METRICS_FILE if path.is_dir() else path
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+        try:
+            rec = json.loads(line) if line.endswith("\n") else None
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and "step" in rec:
+            records.append(rec)
+    return records
+
+
+class MetricsLog:
+    """``<out_dir>/metrics.jsonl``: one JSON object a line, the run's record for tools and reports.
+
+    A line is written after step ``s`` when ``s`` is a multiple of ``log_every``, when an evaluation
+    ran at ``s``, and for the run's last step (with ``log_every=0``, the eval steps and the last step
+    only). Keys: ``step``, ``loss``, ``lr``, ``grad_norm``, ``clipped``, ``tokens`` (target tokens so
+    far), ``elapsed`` (training seconds since the run began, across resumes), ``tokens_per_s`` (since
+    the previous line) and ``eval_loss`` where an evaluation ran. inf/nan are stored as strings
+    (:func:`json_float`), so every line is valid JSON. Each line is appended on its own and the file
+    closed, so a crash loses at most the line being written.
+
+    ``start``: the step the run starts from. Lines of later steps, left by an interrupted run whose
+    steps will be redone, are dropped first (the file is rewritten and swapped in atomically); lines
+    up to ``start`` stay, so a resumed run's file reads as one run. ``out_dir=None``: does nothing
+    (processes other than rank 0, runs without a folder).
+    """
+
+    def __init__(self, out_dir, log_every: int, max_steps: int, start: int = 0):
+        self.path = None if out_dir is None else Path(out_dir) / METRICS_FILE
+        self.log_every, self.max_steps = log_every, max_steps
+        self.last_step, self._last = 0, (0, 0.0)      # (tokens, elapsed) of the previous line
+        if self.path is not None and self.path.is_file():
+            self._drop_after(start)
+
+    def _drop_after(self, start: int) -> None:
+        lines = self.path.read_text(encoding="utf-8").splitlines(keepends=True)
+        keep = []
+        for line in lines:
+            if not line.endswith("\n"):
+                continue                                 # torn by a crash: the step is redone
+            try:
+                rec = json.loads(line)
+                step = int(rec["step"])
+            except (ValueError, TypeError, KeyError):
+                keep.append(line)                        # not a record of ours: never thrown away
+                continue
+            if step <= start:
+                keep.append(line)
+                self.last_step, self._last = step, (rec.get("tokens", 0), float(rec.get("elapsed", 0.0)))
+        if len(keep) != len(lines):
+            atomic_write_text(self.path, "".join(keep))
+
+    def write(self, history: TrainHistory, final: bool = False) -> None:
+        """After a step: append its line when one is due. The last step's line waits for ``final``
+        (called after the run's final evaluation, so that line carries the eval loss)."""
+        h = history
+        if self.path is None or not h.step or h.step[-1] <= self.last_step:
+            return
+        step = h.step[-1]
+        evaluated = bool(h.eval_step) and h.eval_step[-1] == step
+        due = evaluated or (self.log_every and step % self.log_every == 0)
+        if not final and (step >= self.max_steps or not due):
+            return
+        tokens, elapsed = h.tokens[-1], h.time[-1]
+        seconds = elapsed - self._last[1]
+        rate = (tokens - self._last[0]) / seconds if seconds > 0 else math.nan
+        rec = {"step": step, "loss": json_float(h.loss[-1]), "lr": h.lr[-1], "grad_norm": json_float(h.grad_norm[-1]),
+               "clipped": h.clipped[-1], "tokens": tokens, "elapsed": round(elapsed, 3),
+               "tokens_per_s": json_float(round(rate, 1))}
+        if evaluated:
+            rec["eval_loss"] = json_float(h.eval_loss[-1])
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(rec, allow_nan=False) + "\n")
+        self.last_step, self._last = step, (tokens, elapsed)
 
 
 class Display:
@@ -255,4 +362,5 @@ class GracefulInterrupt:
         self._previous = {}
 
 
-__all__ = ["TrainHistory", "Display", "GracefulInterrupt", "in_notebook", "json_float", "stdout_gone"]
+__all__ = ["TrainHistory", "Display", "GracefulInterrupt", "MetricsLog", "METRICS_FILE", "read_metrics", "atomic_write_text", "in_notebook",
+           "json_float", "stdout_gone"]

@@ -41,7 +41,6 @@ import contextlib
 import dataclasses
 import math
 import os
-import shutil
 import time
 import warnings
 from dataclasses import dataclass
@@ -52,14 +51,15 @@ import torch
 from torch import nn
 
 from . import distributed as D
-from .checkpoint import latest_checkpoint, list_checkpoints, step_of
+from .checkpoint import latest_checkpoint, list_checkpoints
 from .config import dataclass_from_dict
 from .device import DTYPE_NAMES, autocast, pick_device, pick_dtype
 from .data import SampleStream, collate_for
 from .losses import IGNORE_INDEX
-from .progress import Display, GracefulInterrupt, TrainHistory
+from .progress import Display, GracefulInterrupt, MetricsLog, TrainHistory
 from .schedule import schedule_fn
-from .train_state import check_run_folder, last_good_checkpoint, load_optimizer, load_rng, read_train_checkpoint, rng_tensors, write_train_checkpoint
+from .train_state import (check_run_folder, last_good_checkpoint, load_optimizer, load_rng, prune_checkpoints,
+                          read_train_checkpoint, rng_tensors, write_train_checkpoint)
 
 OPTIMIZERS = ("adamw", "sgd")
 DTYPES = ("auto", *DTYPE_NAMES)
@@ -103,7 +103,8 @@ class TrainConfig:
     micro-batch, no division).
     Evaluation: every ``eval_every`` steps (0: only at the end) on ``eval_batches`` batches.
     Checkpoints: every ``save_every`` steps (0: only at the end) under ``out_dir`` (None: never);
-    ``keep_last_checkpoints`` (None: keep all).
+    ``keep_last_checkpoints`` (None: keep all). With ``out_dir``, ``<out_dir>/metrics.jsonl`` gets a
+    JSON line per log step, eval step and the last step (``progress.MetricsLog``; rank 0 writes).
     Display: ``log_every`` (a log line every N steps; 0: none), ``progress`` (True/False/"auto": a
     tqdm bar in notebooks and terminals, plain lines when output is piped), ``track_layer_grad_norms``.
     Other: ``seed`` (sample order and dropout), ``shuffle``, ``device`` ("auto" or a torch device).
@@ -519,21 +520,11 @@ class Trainer:
             meta = {"step": self.step, "loss": self.history.final_loss, "eval_loss": self.history.final_eval_loss,
                     "tokens": self.history.tokens[-1] if self.history.tokens else 0, **self.metadata}
             write_train_checkpoint(path, self.model, self.optimizer, rng, state, meta, self.tokenizer)
-            self._prune(path)
+            prune_checkpoints(self.out_dir, path, self.step, self.config.keep_last_checkpoints)
         D.barrier()
         self._last_saved = path
         self.history.checkpoint = str(path)
         return path
-
-    def _prune(self, written: Path) -> None:
-        """Keep the checkpoint just written and the newest ``keep_last_checkpoints - 1`` before it;
-        never one beyond it (that belongs to another run)."""
-        keep = self.config.keep_last_checkpoints
-        if keep is None or self.out_dir is None or written.parent.resolve() != self.out_dir.resolve():
-            return
-        older = [p for p in list_checkpoints(self.out_dir) if step_of(p) < self.step]
-        for old in older[:len(older) - (keep - 1)]:
-            shutil.rmtree(old, ignore_errors=True)
 
     def resume(self, checkpoint: Union[str, os.PathLike] = "latest") -> Path:
         """Load model, optimizer, RNG, stream position and history from a ``step_<N>`` folder.
@@ -584,8 +575,10 @@ class Trainer:
             self.resume(resume)
         elif self.step == 0:
             torch.manual_seed(cfg.seed + self.dist.rank)      # dropout; the sample order has its own seed
-        if self.out_dir is not None and self.dist.is_main:
-            check_run_folder(self.out_dir, self.step)     # before any step: a bad folder costs nothing
+        main_out = self.out_dir if self.dist.is_main else None
+        if main_out is not None:
+            check_run_folder(main_out, self.step)     # before any step: a bad folder costs nothing
+        metrics = MetricsLog(main_out, cfg.log_every, cfg.max_steps, start=self.step)  # drops lines to be redone
         self._prepare()
         self.history.interrupted, self.history.signal = False, None
         self.model.train()
@@ -607,6 +600,7 @@ class Trainer:
                     if self.eval_data is not None and cfg.eval_every and self.step % cfg.eval_every == 0:
                         h.eval_step.append(self.step), h.eval_loss.append(self.evaluate())
                     display.update(self.step, stats, h)
+                    metrics.write(h)
                     if self.out_dir is not None and cfg.save_every and self.step % cfg.save_every == 0:
                         self.save_checkpoint()
                     if interrupt.requested:
@@ -616,6 +610,7 @@ class Trainer:
                 if self.eval_data is not None and (not h.eval_step or h.eval_step[-1] != self.step):
                     h.eval_step.append(self.step), h.eval_loss.append(self.evaluate())
                     display.log(f"step {self.step}: eval loss {h.eval_loss[-1]:.4f}")
+                metrics.write(h, final=True)
                 if self.out_dir is not None and not self._saved_current():
                     self.save_checkpoint()
                 if interrupt.requested:

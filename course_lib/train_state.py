@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import uuid
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -173,6 +174,17 @@ def check_run_folder(out_dir: PathLike, start_step: int = 0) -> Path:
     return out
 
 
+def prune_checkpoints(out_dir: Optional[PathLike], written: Path, step: int, keep: Optional[int]) -> None:
+    """After writing ``written`` (step ``step``): keep it and the newest ``keep - 1`` checkpoints
+    before it under ``out_dir``; never one beyond it (that belongs to another run), nothing when
+    ``written`` lies outside ``out_dir`` or ``keep`` is None (keep all)."""
+    if keep is None or out_dir is None or written.parent.resolve() != Path(out_dir).resolve():
+        return
+    older = [p for p in list_checkpoints(out_dir) if step_of(p) < step]
+    for old in older[:len(older) - (keep - 1)]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def last_good_checkpoint(found: List[Path], steps: Sequence[int], losses: Sequence[float],
                          up_to: int, loss_now: Optional[float] = None) -> Optional[Path]:
     """After a divergence: the newest ``step_<k>`` (``k <= up_to``) that is good, or None when none is.
@@ -196,5 +208,5 @@ def last_good_checkpoint(found: List[Path], steps: Sequence[int], losses: Sequen
     return None
 
 
-__all__ = ["check_run_folder", "last_good_checkpoint", "rng_tensors", "load_rng", "optimizer_tensors", "load_optimizer", "write_train_checkpoint",
+__all__ = ["check_run_folder", "last_good_checkpoint", "prune_checkpoints", "rng_tensors", "load_rng", "optimizer_tensors", "load_optimizer", "write_train_checkpoint",
            "read_train_checkpoint"]

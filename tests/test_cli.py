@@ -99,7 +99,7 @@ def test_pretrain_generate_resume_and_protection(tmp_path, text_file, capsys):
     out = tmp_path / "run"
     code, stdout, err = run(small_pretrain(text_file, out), capsys)
     assert code == 0, err
-    assert sorted(p.name for p in out.iterdir()) == ["step_2", "step_4", "tokenizer"]
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.jsonl", "report.md", "step_2", "step_4", "tokenizer"]
     assert (out / "step_4" / "tokenizer.json").is_file()
     assert "generate --ckpt" in stdout
 
@@ -125,7 +125,8 @@ def test_pretrain_generate_resume_and_protection(tmp_path, text_file, capsys):
     # resuming with another model config is a one-line error; the run is intact
     code, _, err = run(small_pretrain(text_file, out, "--max-steps", 8, "--resume", "--max-seq-len", 64), capsys)
     assert code != 0 and "another model config" in err and len(err.strip().splitlines()) == 1
-    assert sorted(p.name for p in out.iterdir()) == ["step_2", "step_4", "step_6", "tokenizer"]
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.jsonl", "report.md", "step_2", "step_4", "step_6",
+                                                     "tokenizer"]
 
 
 def test_tokenizer_command(tmp_path, text_file, capsys):

@@ -1,4 +1,5 @@
 """Data parallelism: 2 gloo processes x batch 2 reach the weights of 1 process x batch 4."""
+import json
 import os
 import subprocess
 import sys
@@ -77,8 +78,9 @@ def test_two_gloo_processes_equal_one_process_with_double_batch(tmp_path):
         if name in ddp:
             torch.testing.assert_close(ddp[name], p, rtol=0, atol=2e-6, msg=name)
     assert eval(losses.read_text()) == pytest.approx(history.loss, abs=1e-5)
-    # rank 0 alone wrote the checkpoints
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["step_2", "step_4"]
+    # rank 0 alone wrote the checkpoints and metrics.jsonl (log_every=0: the last step's line, once)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["metrics.jsonl", "step_2", "step_4"]
+    assert [json.loads(line)["step"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()] == [4]
 
 
 @pytest.mark.slow

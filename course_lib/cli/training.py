@@ -276,11 +276,13 @@ def _run_training(args, kind: str) -> int:
     t0 = time.time()
     history = trainer.fit(resume=resume)
     if D.info().is_main:
+        from .report import write_run_report
+        report = write_run_report(out, trainer, seconds=time.time() - t0, init=base)
         final = history.final_loss
         msg = (f"done: step {trainer.step}, train loss {final:.4f}" if final is not None else "done")
         if history.eval_loss:
             msg += f", val loss {history.eval_loss[-1]:.4f}"
-        msg += f" in {time.time() - t0:.0f} s; checkpoint {history.checkpoint}"
+        msg += f" in {time.time() - t0:.0f} s; checkpoint {history.checkpoint}; report {report}"
         log(msg)
         if kind == "pretrain" and not history.interrupted:
             log(f"try: python -m course_lib generate --ckpt {out} --prompt 今天")
