@@ -3,10 +3,15 @@
 Labels are aligned with logits (``labels[b, t]`` is the target of ``logits[b, t]``); ``-100``
 marks positions without loss (prompt tokens in SFT, padding). The loss is always computed in
 float32: in bf16 the log-sum-exp over a large vocabulary loses the small differences training needs.
+
+``bits_per_char`` measures a model on held-out text (``python -m course_lib eval``, the notebooks).
 """
 from __future__ import annotations
 
+import math
 import warnings
+from dataclasses import dataclass
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -62,3 +67,79 @@ def warn_if_unshifted(input_ids: torch.Tensor, labels: torch.Tensor) -> None:
                       "target of position t, i.e. input_ids[:, t + 1]), so this loss rewards copying the current "
                       "token. Pass shift_labels=True for Hugging Face-style labels, or shift them yourself "
                       "(-100 at the end)", stacklevel=5)   # the caller of model(...)
+
+
+# ----------------------------------------------------------------------------- held-out text
+
+@dataclass(frozen=True)
+class BpcResult:
+    """A model's loss on some text: ``nats_per_token`` is the mean NLL of the ``n_tokens`` predicted
+    text tokens; ``bits_per_char`` their total NLL in bits over the ``n_chars`` characters."""
+
+    bits_per_char: float
+    nats_per_token: float
+    n_tokens: int
+    n_chars: int
+
+    @property
+    def tokens_per_char(self) -> float:
+        return self.n_tokens / self.n_chars
+
+
+def _text_token_stream(tokenizer, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """``[BOS] doc [BOS] doc ...`` as one id stream, with a mask of the positions that carry chars."""
+    if isinstance(texts, str):
+        texts = [texts]
+    ids, real = [], []
+    for doc in tokenizer.encode_batch(list(texts)):
+        ids.append(tokenizer.bos_id)
+        real.append(False)
+        ids.extend(doc)
+        real.extend([True] * len(doc))
+    n_chars = sum(len(t) for t in texts)
+    return torch.tensor(ids, dtype=torch.long), torch.tensor(real), n_chars
+
+
+@torch.no_grad()
+def bits_per_char(model, tokenizer, texts: Sequence[str], seq_len: Optional[int] = None, batch_size: int = 16,
+                  device=None) -> BpcResult:
+    """Cross-entropy in bits per *character* of ``texts``: comparable across tokenizers.
+
+    The texts become one stream ``[BOS] doc [BOS] doc ...``; windows of ``seq_len + 1`` tokens that
+    overlap by one predict every text token exactly once (the BOS tokens are inputs, never targets).
+    Bits per character = total NLL of the text tokens / ln 2 / number of characters. A per-token loss
+    is *not* comparable across vocabularies: a token of a big vocabulary covers more text.
+    """
+    seq_len = seq_len or model.config.max_seq_len
+    device = device or next(model.parameters()).device
+    stream, real, n_chars = _text_token_stream(tokenizer, texts)
+    if n_chars == 0:
+        raise ValueError("texts hold no characters")
+    was_training = model.training
+    model.eval()
+    windows, masks = [], []
+    for s in range(0, len(stream) - 1, seq_len):
+        w = stream[s:s + seq_len + 1]
+        m = real[s + 1:s + seq_len + 1]
+        if len(w) < 2:
+            break
+        windows.append(w)
+        masks.append(m)
+    total, count = 0.0, 0
+    for i in range(0, len(windows), batch_size):
+        chunk, mchunk = windows[i:i + batch_size], masks[i:i + batch_size]
+        T = max(len(w) for w in chunk) - 1
+        x = torch.zeros(len(chunk), T, dtype=torch.long)
+        y = torch.full((len(chunk), T), IGNORE_INDEX, dtype=torch.long)
+        for r, (w, m) in enumerate(zip(chunk, mchunk)):
+            n = len(w) - 1
+            x[r, :n] = w[:-1]
+            y[r, :n] = torch.where(m, w[1:], torch.tensor(IGNORE_INDEX))
+        logits = model(x.to(device)).logits.float()
+        y = y.to(device)
+        nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=IGNORE_INDEX,
+                              reduction="sum")
+        total += float(nll)
+        count += int((y != IGNORE_INDEX).sum())
+    model.train(was_training)
+    return BpcResult(total / math.log(2) / n_chars, total / max(count, 1), count, n_chars)

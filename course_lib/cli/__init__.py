@@ -15,13 +15,13 @@ import argparse
 import sys
 from typing import List, Optional
 
-from . import chat, export, generate, tokenize, training
+from . import chat, evaluate, export, generate, tokenize, training
 from .common import (EXIT_BAD_INPUT, EXIT_CODES_HELP, EXIT_DIVERGED, EXIT_OK, EXIT_SIGINT, CLIError,
                      HelpFormatter, one_line)
 from .training import PRESET_DEFAULTS, _nearest_preset   # noqa: F401  (kept importable from course_lib.cli)
 
 # the order of the commands in --help
-COMMAND_MODULES = (training, generate, chat, tokenize, export)
+COMMAND_MODULES = (training, generate, chat, evaluate, tokenize, export)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,7 +10,6 @@ Every function returns plain numbers (or small dataclasses of them) so a noteboo
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import statistics
 import threading
@@ -23,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..device import synchronize
-from ..losses import IGNORE_INDEX
+from ..losses import BpcResult, bits_per_char  # noqa: F401  (re-exported: they live in the core now)
 
 __all__ = [
     "median_time", "threads",
@@ -244,77 +243,6 @@ def peak_tensor_bytes(fn: Callable[[], object]) -> int:
 
 
 # ----------------------------------------------------------------------------- language-model quality
-
-@dataclass(frozen=True)
-class BpcResult:
-    bits_per_char: float
-    nats_per_token: float
-    n_tokens: int
-    n_chars: int
-
-    @property
-    def tokens_per_char(self) -> float:
-        return self.n_tokens / self.n_chars
-
-
-def _stream(tokenizer, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """``[BOS] doc [BOS] doc ...`` as one id stream, with a mask of the positions that carry chars."""
-    if isinstance(texts, str):
-        texts = [texts]
-    ids, real = [], []
-    for doc in tokenizer.encode_batch(list(texts)):
-        ids.append(tokenizer.bos_id)
-        real.append(False)
-        ids.extend(doc)
-        real.extend([True] * len(doc))
-    n_chars = sum(len(t) for t in texts)
-    return torch.tensor(ids, dtype=torch.long), torch.tensor(real), n_chars
-
-
-@torch.no_grad()
-def bits_per_char(model, tokenizer, texts: Sequence[str], seq_len: Optional[int] = None, batch_size: int = 16,
-                  device=None) -> BpcResult:
-    """Cross-entropy in bits per *character* of ``texts``: comparable across tokenizers.
-
-    The texts become one stream ``[BOS] doc [BOS] doc ...``; windows of ``seq_len + 1`` tokens that
-    overlap by one predict every text token exactly once (the BOS tokens are inputs, never targets).
-    Bits per character = total NLL of the text tokens / ln 2 / number of characters. A per-token loss
-    is *not* comparable across vocabularies: a token of a big vocabulary covers more text.
-    """
-    seq_len = seq_len or model.config.max_seq_len
-    device = device or next(model.parameters()).device
-    stream, real, n_chars = _stream(tokenizer, texts)
-    if n_chars == 0:
-        raise ValueError("texts hold no characters")
-    was_training = model.training
-    model.eval()
-    windows, masks = [], []
-    for s in range(0, len(stream) - 1, seq_len):
-        w = stream[s:s + seq_len + 1]
-        m = real[s + 1:s + seq_len + 1]
-        if len(w) < 2:
-            break
-        windows.append(w)
-        masks.append(m)
-    total, count = 0.0, 0
-    for i in range(0, len(windows), batch_size):
-        chunk, mchunk = windows[i:i + batch_size], masks[i:i + batch_size]
-        T = max(len(w) for w in chunk) - 1
-        x = torch.zeros(len(chunk), T, dtype=torch.long)
-        y = torch.full((len(chunk), T), IGNORE_INDEX, dtype=torch.long)
-        for r, (w, m) in enumerate(zip(chunk, mchunk)):
-            n = len(w) - 1
-            x[r, :n] = w[:-1]
-            y[r, :n] = torch.where(m, w[1:], torch.tensor(IGNORE_INDEX))
-        logits = model(x.to(device)).logits.float()
-        y = y.to(device)
-        nll = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=IGNORE_INDEX,
-                              reduction="sum")
-        total += float(nll)
-        count += int((y != IGNORE_INDEX).sum())
-    model.train(was_training)
-    return BpcResult(total / math.log(2) / n_chars, total / max(count, 1), count, n_chars)
-
 
 @torch.no_grad()
 def per_token_nll(model, input_ids: torch.Tensor) -> torch.Tensor:
