@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 from .common import CLIError, add_checkpoint_args, open_checkpoint, positive_int, read_documents, set_threads
+from .generate import greedy_samples
 
 # a corpus the checkpoint was not trained on: the split a default ``pretrain`` run would hold out
 OTHER_VAL_FRACTION, OTHER_SEED = 0.02, 0
@@ -101,24 +102,6 @@ def _language(docs) -> str:
     return "zh" if cjk * 3 >= max(len(head), 1) else "en"
 
 
-def greedy_samples(model, tokenizer, prompts, max_new_tokens: int = MAX_NEW_TOKENS) -> list:
-    """``[{"prompt", "continuation"}]``: each prompt (after a BOS) continued by up to
-    ``max_new_tokens`` argmax tokens, stopping at EOS; deterministic, so runs compare."""
-    from ..sample import generate
-
-    out = []
-    for prompt in prompts:
-        ids = tokenizer.encode(prompt, add_special_tokens=True)
-        if not prompt or len(ids) == 0:
-            raise CLIError("--prompt is empty")
-        seq = generate(model, ids, max_new_tokens=max_new_tokens, temperature=0.0,
-                       eos_token_id=tokenizer.eos_id, truncate=True)[0, len(ids):].tolist()
-        if tokenizer.eos_id in seq:
-            seq = seq[:seq.index(tokenizer.eos_id)]
-        out.append({"prompt": prompt, "continuation": tokenizer.decode(seq, skip_special_tokens=True)})
-    return out
-
-
 def format_report(r: dict) -> str:
     """The readable table of an eval result (the dict that ``--json`` writes)."""
     step = f" (step {r['step']})" if r.get("step") is not None else ""
@@ -161,7 +144,8 @@ def cmd_eval(args) -> int:
               "seq_len": seq_len, "loss": bpc.nats_per_token, "perplexity": math.exp(bpc.nats_per_token),
               "bits_per_char": bpc.bits_per_char, "tokens": bpc.n_tokens, "characters": bpc.n_chars,
               "tokens_per_char": bpc.tokens_per_char, "max_new_tokens": args.max_new_tokens,
-              "samples": greedy_samples(model, tokenizer, prompts, args.max_new_tokens)}
+              "samples": [{"prompt": p, "continuation": c}
+                          for p, c in greedy_samples(model, tokenizer, prompts, args.max_new_tokens)]}
     print(format_report(result), file=sys.stderr if args.json == "-" else sys.stdout, flush=True)
     if args.json == "-":
         print(json.dumps(result, ensure_ascii=False, indent=2))

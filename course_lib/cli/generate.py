@@ -60,6 +60,29 @@ def stream_reply(model, tokenizer, prompt_ids, args, generator, new: Optional[li
     return new
 
 
+def greedy_samples(model, tokenizer, prompts, max_new_tokens: int = 40, chat: bool = False) -> list:
+    """``[(prompt, continuation)]``: each prompt continued by up to ``max_new_tokens`` argmax tokens,
+    stopping at EOS. Deterministic, so two runs (or two checkpoints) can be compared line by line.
+    ``chat``: the prompt is a user message wrapped in the chat template (SFT models); otherwise it
+    follows a BOS."""
+    from ..sample import generate
+
+    out = []
+    for prompt in prompts:
+        if chat:
+            ids = tokenizer.encode(tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
+                                                                 add_generation_prompt=True))
+        else:
+            ids = tokenizer.encode(prompt, add_special_tokens=True)
+        if not prompt or len(ids) == 0:
+            raise CLIError("a sample prompt is empty")
+        new = generate(model, ids, max_new_tokens=max_new_tokens, temperature=0.0, eos_token_id=tokenizer.eos_id,
+                       truncate=True)[0, len(ids):].tolist()
+        new = new[:new.index(tokenizer.eos_id)] if tokenizer.eos_id in new else new
+        out.append((prompt, tokenizer.decode(new, skip_special_tokens=True)))
+    return out
+
+
 def add_sampling_args(p, max_new_tokens: int = 100, temperature: float = 0.8, top_p: float = 0.9,
                       repetition_penalty: float = 1.1) -> None:
     p.add_argument("--max-new-tokens", type=positive_int, default=max_new_tokens,

@@ -38,22 +38,11 @@ def sample_rows(records: List[dict], rows: int = LOSS_ROWS) -> List[dict]:
 
 
 def greedy_samples(model, tokenizer, chat: bool, max_new_tokens: int = SAMPLE_TOKENS) -> List[tuple]:
-    """``(prompt, continuation)`` for each fixed prompt: greedy decoding (temperature 0), so the same
-    weights always give the same text. Chat models get the prompt wrapped in the chat template."""
-    from ..sample import generate
+    """``(prompt, continuation)`` for each fixed prompt of a pretraining (or, ``chat``, an SFT) run,
+    greedy, so the same weights always give the same text."""
+    from .generate import greedy_samples as continue_greedily
 
-    out = []
-    for prompt in (CHAT_PROMPTS if chat else PRETRAIN_PROMPTS):
-        if chat:
-            text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True)
-            ids = tokenizer.encode(text)
-        else:
-            ids = tokenizer.encode(prompt, add_special_tokens=True)
-        new = generate(model, ids, max_new_tokens=max_new_tokens, temperature=0.0, eos_token_id=tokenizer.eos_id,
-                       pad_token_id=tokenizer.pad_id, truncate=True)[0, len(ids):].tolist()
-        new = new[:new.index(tokenizer.eos_id)] if tokenizer.eos_id in new else new   # pads follow an EOS
-        out.append((prompt, tokenizer.decode(new, skip_special_tokens=True)))
-    return out
+    return continue_greedily(model, tokenizer, CHAT_PROMPTS if chat else PRETRAIN_PROMPTS, max_new_tokens, chat=chat)
 
 
 def _model_lines(model, preset: str, init: Optional[Path]) -> List[str]:
