@@ -277,7 +277,10 @@ def _run_training(args, kind: str) -> int:
     history = trainer.fit(resume=resume)
     if D.info().is_main:
         from .report import write_run_report
-        report = write_run_report(out, trainer, seconds=time.time() - t0, init=base)
+        try:        # the checkpoint is saved: a failed report is a warning, not a failed run
+            report = write_run_report(out, trainer, seconds=time.time() - t0, init=base)
+        except Exception as err:  # noqa: BLE001
+            report = f"not written ({type(err).__name__}: {err})"
         final = history.final_loss
         msg = (f"done: step {trainer.step}, train loss {final:.4f}" if final is not None else "done")
         if history.eval_loss:
