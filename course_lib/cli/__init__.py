@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from typing import List, Optional
 
 from . import chat, evaluate, export, generate, tokenize, training
@@ -53,6 +54,9 @@ class _SubParser(_Parser):
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("formatter_class", HelpFormatter)
+        description = kwargs.get("description")
+        if description and "\n" not in description:       # one paragraph: wrap it (laid-out text stays)
+            kwargs["description"] = textwrap.fill(description, 88)
         epilog = kwargs.get("epilog")
         kwargs["epilog"] = EXIT_CODES_HELP if not epilog else epilog + "\n\n" + EXIT_CODES_HELP
         super().__init__(*args, **kwargs)
