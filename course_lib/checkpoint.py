@@ -4,8 +4,16 @@ A checkpoint is a folder::
 
     path/
       model.safetensors   every tensor of the model once (tied weights stored under one name)
-      config.json         ModelConfig.to_dict()
+      config.json         the ModelConfig (see below)
       metadata.json       whatever the caller passed (step, loss, tokenizer name, ...) + format info
+
+Format 2: a model ``transformers`` computes the same way (a Llama, or Qwen3 with ``qk_norm``; see
+``export.llama_incompatibilities``) is stored under Hugging Face tensor names with a Hugging Face
+``config.json`` that carries ``ModelConfig.to_dict()`` under ``"course_lib"``, so
+``AutoModelForCausalLM.from_pretrained(path)`` opens the folder as it is. Any other model, and every
+format-1 folder (still read, bit-exact), has our names and ``ModelConfig.to_dict()`` as config.json;
+``transformers`` refuses those ("Unrecognized model": no ``model_type``). ``load_checkpoint`` of a
+Hugging Face folder from elsewhere returns the model through ``export.from_hf``.
 
 Why safetensors and JSON: ``torch.load`` unpickles, and unpickling a file runs whatever code the
 file asks for. A safetensors file is a JSON header plus raw bytes, so loading a checkpoint found on
@@ -44,7 +52,7 @@ from typing import Any, Collection, Dict, Iterator, List, Optional, Tuple, Union
 import torch
 from torch import nn
 
-from .config import ModelConfig
+from .config import LATER_FIELDS, ModelConfig, check_stored_config  # noqa: F401 (re-exported)
 from .device import pick_device
 
 PathLike = Union[str, os.PathLike]
@@ -52,7 +60,7 @@ PathLike = Union[str, os.PathLike]
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 METADATA_FILE = "metadata.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2      # 2: Llama-shaped models under Hugging Face names and schema; 1 (still read): ours
 TRAIN_STATE_JSON = "train_state.json"                 # step, stream position, train config, history
 TRAIN_STATE_TENSORS = "train_state.safetensors"       # optimizer tensors, RNG states
 STEP_DIR = re.compile(r"^step_(\d+)$")                 # a run's checkpoint folders: step_<N>
@@ -61,6 +69,7 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "simple_tokenizer.
 CHECKPOINT_FILES = (MODEL_FILE, CONFIG_FILE, METADATA_FILE, TRAIN_STATE_JSON, TRAIN_STATE_TENSORS, *TOKENIZER_FILES)
 # Key in the safetensors header that records which names are aliases of a stored tensor.
 _TIED_KEY = "course_lib.tied"
+_NAMES_KEY = "course_lib.names"     # "hugging_face" (format 2, Llama-shaped) or "course_lib"
 
 
 # ============================================================================ atomic writes
@@ -302,20 +311,27 @@ def _config_of(model: nn.Module) -> ModelConfig:
     return config
 
 
-def write_model_files(model: nn.Module, folder: PathLike) -> None:
+def write_model_files(model: nn.Module, folder: PathLike, tokenizer: Any = None) -> None:
     """Write ``model.safetensors`` and ``config.json`` of ``model`` into the existing ``folder``.
 
     Meant for use inside :func:`atomic_write_dir` (the trainer adds its own train-state files).
+    ``tokenizer``: its special ids go into a Hugging Face config.json (format 2) for generate's EOS.
     """
     from safetensors.torch import save_file
+
+    from .export import hf_checkpoint_layout
 
     folder = Path(folder)
     config = _config_of(model)
     tensors, aliases = model_tensors(model)
+    hf = hf_checkpoint_layout(config, tensors, aliases, tokenizer)   # None: transformers cannot compute it
+    if hf is not None:
+        hf_config, tensors, aliases = hf
     header = {"format": "pt", "course_lib.format_version": str(FORMAT_VERSION),
-              _TIED_KEY: json.dumps(aliases, sort_keys=True)}
+              _TIED_KEY: json.dumps(aliases, sort_keys=True), _NAMES_KEY: "hugging_face" if hf else "course_lib"}
     save_file(tensors, str(folder / MODEL_FILE), metadata=header)
-    (folder / CONFIG_FILE).write_text(config.to_json() + "\n", encoding="utf-8")
+    text = json_text(hf_config, "the config") if hf else config.to_json()
+    (folder / CONFIG_FILE).write_text(text + "\n", encoding="utf-8")
 
 
 def _resolve_folder(path: PathLike) -> Path:
@@ -361,6 +377,10 @@ def read_model_tensors(path: PathLike) -> Tuple[Dict[str, torch.Tensor], Dict[st
                          f"({type(err).__name__}: {err})") from None
     if not isinstance(aliases, dict):
         raise ValueError(f"checkpoint weights {str(file)!r} have a malformed {_TIED_KEY!r} header entry")
+    # format 2 of a Llama-shaped model, or one of ours saved again by transformers (none of our names starts so)
+    if header.get(_NAMES_KEY) == "hugging_face" or any(n.startswith("model.") for n in tensors):
+        from .export import course_lib_names
+        tensors, aliases = course_lib_names(tensors, aliases, file)
     return tensors, aliases
 
 
@@ -370,43 +390,16 @@ def read_config(path: PathLike) -> ModelConfig:
     data = read_json(file, "checkpoint config")
     if not isinstance(data, dict):
         raise ValueError(f"checkpoint config {str(file)!r} must hold a JSON object, got {type(data).__name__}")
-    if "model_type" in data:      # the same file name in a Hugging Face folder, another schema
-        raise ValueError(f"{str(file)!r} is a Hugging Face {data['model_type']!r} config: load it with course_lib.export.from_hf")
+    if "model_type" in data:      # Hugging Face's schema: ours under "course_lib", or a folder from elsewhere
+        from .export import COURSE_LIB_KEY, config_from_hf
+        if not isinstance(data.get(COURSE_LIB_KEY), dict):
+            return config_from_hf(data, file)
+        data = data[COURSE_LIB_KEY]
     check_stored_config(data, file)
     try:
         return ModelConfig.from_dict(data)
     except (TypeError, ValueError) as err:
         raise ValueError(f"checkpoint config {str(file)!r} is not a valid ModelConfig: {err}") from None
-
-
-# Fields added to ModelConfig after checkpoints were first written; their defaults are the model
-# those checkpoints describe, so a config.json may lack them. Every other field is required.
-LATER_FIELDS = ("attn_normalizer", "attn_tau", "pos_concat_dim", "zero_init_out")
-_JSON_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
-
-
-def check_stored_config(data: dict, file: PathLike) -> None:
-    """A stored config must name every field with a value of its type: a missing field would load a
-    different model (defaults filled in), ``"causal": "false"`` would make a causal one. Raises
-    ``ValueError`` naming the file and every bad field."""
-    import dataclasses
-
-    problems = []
-    for f in dataclasses.fields(ModelConfig):
-        if f.name not in data:
-            if f.name not in LATER_FIELDS:
-                problems.append(f"{f.name} is missing")
-            continue
-        v, kind = data[f.name], str(f.type)
-        allowed = [t for name, types in _JSON_TYPES.items() if name in kind for t in types]
-        ok = (v is None and "Optional" in kind) or (
-            isinstance(v, tuple(allowed)) and (isinstance(v, bool) == (bool in allowed)))
-        if ok and isinstance(v, float) and not math.isfinite(v):
-            ok, kind = False, kind + " (finite)"
-        if not ok:
-            problems.append(f"{f.name}={v!r} must be {kind}")
-    if problems:
-        raise ValueError(f"checkpoint config {str(file)!r} is not a complete ModelConfig: " + "; ".join(problems))
 
 
 def check_finite(tensors: Dict[str, torch.Tensor], where: PathLike) -> None:
@@ -478,7 +471,7 @@ def save_checkpoint(model: nn.Module, path: PathLike, overwrite: bool = True, **
     meta.update(metadata)
     meta_text = json_text(meta, "save_checkpoint metadata")
     with atomic_write_dir(path, overwrite=overwrite, replaceable=CHECKPOINT_FILES) as tmp:
-        write_model_files(model, tmp)
+        write_model_files(model, tmp, tok)
         (tmp / METADATA_FILE).write_text(meta_text + "\n", encoding="utf-8")
         if tok is not None: tok.save(tmp)  # noqa: E701 (load_tokenizer reads it back)
     return Path(path)
@@ -496,12 +489,16 @@ def load_checkpoint(path: PathLike, device: Union[str, torch.device] = "cpu") ->
     """Build a ``Transformer`` from the checkpoint folder ``path`` and load its weights (strictly).
 
     The model takes the dtype of the stored floating-point weights (so a bf16 checkpoint stays bf16)
-    and is moved to ``device``; it is returned in eval mode. Any missing, unexpected or mis-shaped
+    and is moved to ``device``; it is returned in eval mode. A Hugging Face Llama/Qwen3 folder that
+    is not a course_lib checkpoint is read by ``export.from_hf``. Any missing, unexpected or mis-shaped
     tensor raises ``ValueError`` listing all of them, never a partial load.
     """
+    from .export import from_hf, is_foreign_hf_folder
     from .model import Transformer
 
     folder = _resolve_folder(path)
+    if is_foreign_hf_folder(folder):       # e.g. MiniMind's or an export: Hugging Face names, sharded or not
+        return from_hf(folder, device=pick_device(device))
     config = read_config(folder)
     tensors, _ = read_model_tensors(folder)
     check_finite(tensors, folder)

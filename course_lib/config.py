@@ -308,6 +308,34 @@ class ModelConfig:
         return getattr(cls, canonical)(**overrides)
 
 
+# Fields added to ModelConfig after checkpoints were first written; their defaults are the model
+# those checkpoints describe, so a config.json may lack them. Every other field is required.
+LATER_FIELDS = ("attn_normalizer", "attn_tau", "pos_concat_dim", "zero_init_out")
+_JSON_TYPES = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+
+
+def check_stored_config(data: dict, file: Any) -> None:
+    """A stored config must name every field with a value of its type: a missing field would load a
+    different model (defaults filled in), ``"causal": "false"`` would make a causal one. Raises
+    ``ValueError`` naming the file and every bad field."""
+    problems = []
+    for f in dataclasses.fields(ModelConfig):
+        if f.name not in data:
+            if f.name not in LATER_FIELDS:
+                problems.append(f"{f.name} is missing")
+            continue
+        v, kind = data[f.name], str(f.type)
+        allowed = [t for name, types in _JSON_TYPES.items() if name in kind for t in types]
+        ok = (v is None and "Optional" in kind) or (
+            isinstance(v, tuple(allowed)) and (isinstance(v, bool) == (bool in allowed)))
+        if ok and isinstance(v, float) and not math.isfinite(v):
+            ok, kind = False, kind + " (finite)"
+        if not ok:
+            problems.append(f"{f.name}={v!r} must be {kind}")
+    if problems:
+        raise ValueError(f"checkpoint config {str(file)!r} is not a complete ModelConfig: " + "; ".join(problems))
+
+
 PRESETS = ("minimind_26m", "tiny", "nano")
 PRESET_ALIASES = {"26m": "minimind_26m", "minimind": "minimind_26m"}
 

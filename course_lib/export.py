@@ -24,6 +24,10 @@ the one exception: Qwen3 is this Llama plus an RMSNorm over each head's q and k 
 (``self_attn.q_norm`` / ``k_norm``, our ``attn.q_norm`` / ``k_norm``), so a ``qk_norm`` model
 exports as ``Qwen3ForCausalLM`` (``format="qwen3"``, chosen automatically).
 
+A course_lib checkpoint of such a model is written in this layout too (checkpoint format 2, see
+:func:`hf_checkpoint_layout`), its full ``ModelConfig`` under ``config.json``'s ``"course_lib"`` key,
+so transformers opens a training run's folder as it is.
+
 Import (:func:`from_hf`) is the same renaming read backwards, for Llama- and Qwen3-shaped folders
 (MiniMind's models among them), so the course's instruments can look inside a released model.
 """
@@ -31,8 +35,9 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -146,30 +151,60 @@ def hf_llama_config(config: ModelConfig, dtype: torch.dtype = torch.float32, bos
     return out
 
 
+# our state-dict names and Hugging Face's ({i}: the layer): the one table both directions read
+_NAME_PAIRS = [("embed_tokens.weight", "model.embed_tokens.weight"), ("norm.weight", "model.norm.weight"),
+               ("lm_head.weight", "lm_head.weight"),
+               ("layers.{i}.attn_norm.weight", "model.layers.{i}.input_layernorm.weight"),
+               ("layers.{i}.ffn_norm.weight", "model.layers.{i}.post_attention_layernorm.weight")]
+_NAME_PAIRS += [(f"layers.{{i}}.attn.{n}.weight", f"model.layers.{{i}}.self_attn.{n}.weight")
+                for n in ("q_proj", "k_proj", "v_proj", "o_proj", "q_norm", "k_norm")]
+_NAME_PAIRS += [(f"layers.{{i}}.ffn.{n}.weight", f"model.layers.{{i}}.mlp.{n}.weight")
+                for n in ("gate_proj", "up_proj", "down_proj")]
+
+
+def _rename(name: str, to_hf: bool) -> Optional[str]:
+    """``name`` in the other vocabulary (ours -> Hugging Face with ``to_hf``), None when it has no counterpart."""
+    for ours, hf in _NAME_PAIRS:
+        source, target = (ours, hf) if to_hf else (hf, ours)
+        m = re.fullmatch(re.escape(source).replace(r"\{i\}", r"(\d+)"), name)
+        if m:
+            return target.replace("{i}", m.group(1)) if m.groups() else target
+    return None
+
+
 def _hf_named_parameters(model: nn.Module) -> Dict[str, torch.Tensor]:
-    """Our parameters (the tensors themselves) under Hugging Face Llama/Qwen3 names."""
-    c = model.config
-    sd = {"model.embed_tokens.weight": model.embed_tokens.weight, "model.norm.weight": model.norm.weight}
-    if not c.tie_embeddings:
-        sd["lm_head.weight"] = model.lm_head.weight
-    for i, layer in enumerate(model.layers):
-        p = f"model.layers.{i}."
-        sd[p + "input_layernorm.weight"] = layer.attn_norm.weight
-        sd[p + "post_attention_layernorm.weight"] = layer.ffn_norm.weight
-        for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
-            sd[p + f"self_attn.{name}.weight"] = getattr(layer.attn, name).weight
-        for name in ("gate_proj", "up_proj", "down_proj"):
-            sd[p + f"mlp.{name}.weight"] = getattr(layer.ffn, name).weight
-        if c.qk_norm:
-            sd[p + "self_attn.q_norm.weight"] = layer.attn.q_norm.weight
-            sd[p + "self_attn.k_norm.weight"] = layer.attn.k_norm.weight
-    return sd
+    """Our parameters (the tensors themselves) under Hugging Face Llama/Qwen3 names (``lm_head`` only
+    when untied: ``named_parameters`` lists a tied weight once, under ``embed_tokens``)."""
+    named = dict(model.named_parameters())
+    if model.config.tie_embeddings and "embed_tokens.weight" not in named:
+        raise ValueError("a tied model must own its embedding as embed_tokens.weight")
+    renamed = {n: _rename(n, to_hf=True) for n in named}
+    unknown = [n for n, hf in renamed.items() if hf is None]
+    if unknown:
+        raise ValueError(f"no Hugging Face name for {', '.join(unknown[:5])}")
+    return {renamed[n]: p for n, p in named.items()}
 
 
 def hf_llama_state_dict(model: nn.Module) -> Dict[str, torch.Tensor]:
     """Our tensors under Hugging Face Llama (Qwen3 with ``qk_norm``) names (contiguous CPU copies;
     ``lm_head`` only if untied)."""
     return {k: v.detach().to("cpu").contiguous() for k, v in _hf_named_parameters(model).items()}
+
+
+def special_token_ids(tokenizer: Any, bos: Any = None, eos: Any = None, pad: Any = None) -> Tuple[Any, Any, Any]:
+    """(bos, eos, pad) ids: those given, else the tokenizer's ``bos_id``/``eos_id``/``pad_id`` (or
+    ``bos_token_id``/...) when it has them as ints, else None."""
+    def special(given, *names):
+        if given is not None or tokenizer is None:
+            return given
+        for name in names:
+            value = getattr(tokenizer, name, None)
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+        return None
+
+    return (special(bos, "bos_token_id", "bos_id"), special(eos, "eos_token_id", "eos_id"),
+            special(pad, "pad_token_id", "pad_id"))
 
 
 def export_hf_llama(model: nn.Module, out_dir: PathLike, tokenizer: Any = None,
@@ -195,18 +230,7 @@ def export_hf_llama(model: nn.Module, out_dir: PathLike, tokenizer: Any = None,
     if tokenizer is not None and not callable(getattr(tokenizer, "save", None)):
         raise ValueError(f"tokenizer must have a save(dir) method, got {type(tokenizer).__name__}")
 
-    def special(given, *names):
-        if given is not None or tokenizer is None:
-            return given
-        for name in names:
-            value = getattr(tokenizer, name, None)
-            if isinstance(value, int) and not isinstance(value, bool):
-                return value
-        return None
-
-    bos = special(bos_token_id, "bos_token_id", "bos_id")
-    eos = special(eos_token_id, "eos_token_id", "eos_id")
-    pad = special(pad_token_id, "pad_token_id", "pad_id")
+    bos, eos, pad = special_token_ids(tokenizer, bos_token_id, eos_token_id, pad_token_id)
     for name, value in (("bos_token_id", bos), ("pad_token_id", pad)):
         if value is not None and not (isinstance(value, int) and 0 <= value < config.vocab_size):
             raise ValueError(f"{name}={value!r} must be a token id in [0, {config.vocab_size - 1}]")
@@ -246,6 +270,60 @@ def _check_tokenizer_loads(folder: Path, tokenizer: Any) -> None:
     except Exception as err:                  # transformers raises many kinds here
         reason = " ".join(str(err).split())[:200]
         raise ValueError(f"{what}: transformers cannot load the tokenizer it wrote ({reason}); {fix}") from None
+
+
+# ============================================================================ checkpoint layout
+# A course_lib checkpoint of a model transformers computes the same way is also a Hugging Face
+# folder: config.json in Hugging Face's schema carrying our full ModelConfig under this key, and
+# model.safetensors under Hugging Face names (see checkpoint.write_model_files).
+COURSE_LIB_KEY = "course_lib"
+
+
+def hf_checkpoint_layout(config: ModelConfig, tensors: Dict[str, torch.Tensor], aliases: Dict[str, str],
+                         tokenizer: Any = None
+                         ) -> Optional[Tuple[Dict[str, Any], Dict[str, torch.Tensor], Dict[str, str]]]:
+    """``(config.json dict, tensors, aliases)`` under Hugging Face names for a checkpoint of
+    ``config`` (``tensors``/``aliases`` as ``checkpoint.model_tensors`` gives them; the special
+    token ids from ``tokenizer``, if given, so that transformers' generate stops at EOS); None when
+    transformers would not compute this model (another position scheme, MoE, ...) or a tensor has no
+    Hugging Face name: such a checkpoint keeps course_lib's own layout."""
+    fmt = hf_format(config)
+    tied = {"lm_head.weight": "embed_tokens.weight"} if config.tie_embeddings else {}
+    if llama_incompatibilities(config, fmt) or aliases != tied:
+        return None
+    names = {n: _rename(n, to_hf=True) for n in [*tensors, *aliases, *aliases.values()]}
+    if None in names.values():
+        return None
+    floats = [t.dtype for t in tensors.values() if t.is_floating_point()]
+    bos, eos, pad = (i if isinstance(i, int) and 0 <= i < config.vocab_size else None
+                     for i in special_token_ids(tokenizer))
+    hf = hf_llama_config(config, floats[0] if floats else torch.float32, bos, eos, pad, format=fmt)
+    hf[COURSE_LIB_KEY] = config.to_dict()
+    return hf, {names[n]: t for n, t in tensors.items()}, {names[a]: names[b] for a, b in aliases.items()}
+
+
+def course_lib_names(tensors: Dict[str, torch.Tensor], aliases: Dict[str, str], where: PathLike
+                     ) -> Tuple[Dict[str, torch.Tensor], Dict[str, str]]:
+    """Tensors and aliases of a checkpoint stored under Hugging Face names, under ours again."""
+    names = {n: _rename(n, to_hf=False) for n in [*tensors, *aliases, *aliases.values()]}
+    unknown = sorted(n for n, ours in names.items() if ours is None)
+    if unknown:
+        raise ValueError(f"checkpoint weights {str(where)!r} hold tensors with no course_lib name: "
+                         f"{', '.join(unknown[:5])}; the file was changed by another program")
+    return {names[n]: t for n, t in tensors.items()}, {names[a]: names[b] for a, b in aliases.items()}
+
+
+def is_foreign_hf_folder(folder: PathLike) -> bool:
+    """True for a Hugging Face model folder that is not a course_lib checkpoint (``from_hf`` reads
+    it): a model from elsewhere or an export. One of ours saved again by transformers'
+    ``save_pretrained`` keeps the ``"course_lib"`` key, so it is still read as ours, with its exact config."""
+    from .checkpoint import read_json
+
+    file = Path(folder) / "config.json"
+    if not file.is_file():
+        return False
+    data = read_json(file, "checkpoint config")
+    return isinstance(data, dict) and "model_type" in data and COURSE_LIB_KEY not in data
 
 
 # ============================================================================ import
@@ -299,7 +377,8 @@ def from_hf(path: PathLike, device: Union[str, torch.device] = "cpu") -> nn.Modu
     """A course_lib ``Transformer`` (eval mode, the stored dtype) from a Hugging Face folder:
     ``config.json`` with ``model_type`` 'llama' or 'qwen3' and ``*.safetensors`` weights (one file
     or shards). Its logits equal ``transformers``' for the same ids. A course_lib checkpoint folder
-    is loaded as such (``checkpoint.load_checkpoint``). Nothing is downloaded: pass a local folder
+    is loaded as such (``checkpoint.load_checkpoint``), also once saved again by transformers'
+    ``save_pretrained`` (its exact config is under the ``"course_lib"`` key). Nothing is downloaded: pass a local folder
     (``huggingface_hub.snapshot_download`` fetches one)."""
     from safetensors.torch import load_file
 
@@ -311,8 +390,8 @@ def from_hf(path: PathLike, device: Union[str, torch.device] = "cpu") -> nn.Modu
     if not file.is_file():
         raise FileNotFoundError(f"from_hf: no config.json in {str(folder)!r} (a local Hugging Face model folder)")
     hf = read_json(file, "Hugging Face config")
-    if isinstance(hf, dict) and "model_type" not in hf and "dim" in hf:
-        return load_checkpoint(folder, device=device)     # one of ours
+    if isinstance(hf, dict) and (COURSE_LIB_KEY in hf or ("model_type" not in hf and "dim" in hf)):
+        return load_checkpoint(folder, device=device)     # one of ours (either layout), with its exact config
     if not isinstance(hf, dict):
         raise ValueError(f"{file}: must hold a JSON object")
     config = config_from_hf(hf, file)

@@ -23,9 +23,9 @@ from torch import nn
 
 from . import distributed as D
 from ._version import __version__
-from .checkpoint import (CHECKPOINT_FILES, METADATA_FILE, TRAIN_STATE_JSON, TRAIN_STATE_TENSORS, PathLike,
-                         atomic_write_dir, check_finite, json_text, list_checkpoints, load_state_into, read_config,
-                         read_json, read_model_tensors, resolve_checkpoint, step_of, write_model_files)
+from .checkpoint import (CHECKPOINT_FILES, FORMAT_VERSION, METADATA_FILE, TRAIN_STATE_JSON, TRAIN_STATE_TENSORS,
+                         PathLike, atomic_write_dir, check_finite, json_text, list_checkpoints, load_state_into,
+                         read_config, read_json, read_model_tensors, resolve_checkpoint, step_of, write_model_files)
 
 STATE_FORMAT = "course_lib.train_state"
 
@@ -104,11 +104,11 @@ def write_train_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.
     tensors.update(rng)
     state = {"format": STATE_FORMAT, "format_version": 1, "course_lib_version": __version__, **state,
              "optimizer": opt_meta}
-    meta = {"format_version": 1, "course_lib_version": __version__,
+    meta = {"format_version": FORMAT_VERSION, "course_lib_version": __version__,
             "num_parameters": sum(p.numel() for p in model.parameters()), **metadata}
     state_text, meta_text = json_text(state, "train state"), json_text(meta, "checkpoint metadata")
     with atomic_write_dir(path, replaceable=CHECKPOINT_FILES) as tmp:
-        write_model_files(model, tmp)
+        write_model_files(model, tmp, tokenizer)
         save_file(tensors, str(tmp / TRAIN_STATE_TENSORS))
         (tmp / TRAIN_STATE_JSON).write_text(state_text + "\n", encoding="utf-8")
         (tmp / METADATA_FILE).write_text(meta_text + "\n", encoding="utf-8")

@@ -26,7 +26,8 @@ from pathlib import Path
 import torch
 
 from course_lib import __version__
-from course_lib.checkpoint import DEFAULT_PRETRAINED, PRETRAINED_DIR, atomic_write_dir, write_model_files
+from course_lib.checkpoint import (DEFAULT_PRETRAINED, FORMAT_VERSION, PRETRAINED_DIR, atomic_write_dir,
+                                   write_model_files)
 from course_lib.config import PRETRAINED_RECIPE, ModelConfig
 from course_lib.corpus import DEFAULT_CORPUS
 from course_lib.data import packed_splits
@@ -84,7 +85,7 @@ def main(argv=None) -> int:
     tail = history.loss[-50:]
     final_train = sum(tail) / len(tail)
     metadata = {
-        "format_version": 1, "course_lib_version": __version__, "num_parameters": model.num_parameters(),
+        "format_version": FORMAT_VERSION, "course_lib_version": __version__, "num_parameters": model.num_parameters(),
         "name": args.name,
         "command": "python scripts/build_pretrained.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "preset": PRETRAINED_RECIPE["preset"], "corpus": args.corpus, "seed": args.seed,
@@ -103,7 +104,7 @@ def main(argv=None) -> int:
     out = Path(args.out) if args.out else PRETRAINED_DIR / args.name
     model.eval()
     with atomic_write_dir(out) as folder:       # all files appear together, or none do
-        write_model_files(model, folder)        # model.safetensors + config.json
+        write_model_files(model, folder, tokenizer)     # model.safetensors + config.json
         tokenizer.save(folder)                  # tokenizer.json + tokenizer_config.json
         (folder / "metadata.json").write_text(json.dumps(metadata, indent=2, ensure_ascii=False) + "\n",
                                               encoding="utf-8")

@@ -28,7 +28,7 @@ def test_round_trip_is_bitwise(tmp_path, overrides):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert torch.equal(model(_ids()).logits, loaded(_ids()).logits)
     meta = load_checkpoint_metadata(path)
-    assert meta["step"] == 12 and meta["loss"] == 1.5 and meta["note"] == "hi" and meta["format_version"] == 1
+    assert meta["step"] == 12 and meta["loss"] == 1.5 and meta["note"] == "hi" and meta["format_version"] == 2
     assert sorted(os.listdir(path)) == ["config.json", "metadata.json", "model.safetensors"]
 
 
@@ -82,8 +82,7 @@ def test_load_state_into_resumes_into_existing_parameters(tmp_path):
 def test_checkpoint_that_does_not_fit_its_config(tmp_path):
     save_checkpoint(Transformer(ModelConfig.nano()), tmp_path / "ck")
     cfg = json.loads((tmp_path / "ck" / "config.json").read_text())
-    cfg["dim"] = 32
-    cfg["head_dim"] = 8
+    cfg["course_lib"].update(dim=32, head_dim=8)          # our config inside the Hugging Face schema
     (tmp_path / "ck" / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match="(?s)does not fit its own config.json.*embed_tokens.weight"):
         load_checkpoint(tmp_path / "ck")
@@ -144,7 +143,7 @@ def test_crash_while_writing_keeps_the_old_checkpoint(tmp_path, monkeypatch):
     def crash(*args, **kwargs):
         raise KeyboardInterrupt("simulated crash half-way through the weights")
 
-    monkeypatch.setattr(ck, "write_model_files", lambda model, folder: (
+    monkeypatch.setattr(ck, "write_model_files", lambda model, folder, *rest: (
         (folder / "model.safetensors").write_bytes(b"partial"), crash()))
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(new, tmp_path / "ck", step=2)

@@ -148,10 +148,21 @@ def test_generate_equals_transformers_generate_on_the_export(tmp_path, bpe, qk_n
 def test_each_loader_opens_the_other_folder_or_says_what_to_run(tmp_path):
     hf = _hf_model("llama")
     hf.save_pretrained(tmp_path / "hf")
-    with pytest.raises(ValueError, match=r"Hugging Face.*from_hf"):
-        load_checkpoint(tmp_path / "hf")
-    ours = save_checkpoint(Transformer(ModelConfig.nano()), tmp_path / "ours")
-    assert isinstance(from_hf(ours), Transformer)          # from_hf on our folder: the model
-    with pytest.raises(Exception) as err:                   # transformers on our folder: a message, not a model
-        transformers.AutoModelForCausalLM.from_pretrained(ours)
-    assert "course_lib" in str(err.value) or "model_type" in str(err.value)
+    ids = torch.randint(0, 300, (2, 21), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():                                   # load_checkpoint on a Hugging Face folder: the model
+        torch.testing.assert_close(load_checkpoint(tmp_path / "hf")(ids).logits, hf(ids).logits, atol=1e-5, rtol=0)
+    other = tmp_path / "gpt2"
+    transformers.GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=300).save_pretrained(other)
+    with pytest.raises(ValueError, match=r"model_type='gpt2'; from_hf reads \('llama', 'qwen3'\)"):
+        load_checkpoint(other)
+    torch.manual_seed(0)
+    model = _perturb_norms(Transformer(ModelConfig.nano(vocab_size=300)).eval())
+    ours = save_checkpoint(model, tmp_path / "ours")
+    assert from_hf(ours).config == model.config             # from_hf on our folder: the model, its exact config
+    with torch.no_grad():                                   # transformers on our folder: the model
+        loaded = transformers.AutoModelForCausalLM.from_pretrained(ours).eval()
+        torch.testing.assert_close(loaded(ids).logits, model(ids).logits, atol=1e-5, rtol=0)
+    alibi = save_checkpoint(Transformer(ModelConfig.nano(pos="alibi")), tmp_path / "alibi")
+    with pytest.raises(ValueError) as err:                  # a model Llama cannot compute: a message, not a model
+        transformers.AutoModelForCausalLM.from_pretrained(alibi)
+    assert "model_type" in str(err.value)

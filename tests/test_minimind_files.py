@@ -140,7 +140,7 @@ def test_sft_init_takes_training_defaults_from_the_checkpoint_size(tmp_path):
     big = tmp_path / "big"
     save_checkpoint(_nano(300), big)
     cfg = json.loads((big / "config.json").read_text())
-    cfg.update({k: v for k, v in ModelConfig.minimind_26m().to_dict().items() if k in ("dim", "n_layers")})
+    cfg["course_lib"].update({k: v for k, v in ModelConfig.minimind_26m().to_dict().items() if k in ("dim", "n_layers")})
     (big / "config.json").write_text(json.dumps(cfg))
     assert _nearest_preset(str(big)) == "minimind_26m"
 

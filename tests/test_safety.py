@@ -265,7 +265,7 @@ def test_a_stored_config_needs_every_field_with_its_type(tmp_path, edit, field):
 
     save_checkpoint(fresh(), tmp_path / "ckpt")
     cfg = json.loads((tmp_path / "ckpt" / "config.json").read_text())
-    edit(cfg)
+    edit(cfg["course_lib"])                 # our ModelConfig inside the Hugging Face schema (format 2)
     (tmp_path / "ckpt" / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ValueError, match=rf"config\.json.*\b{field}\b"):
         load_checkpoint(tmp_path / "ckpt")
