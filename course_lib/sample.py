@@ -489,6 +489,10 @@ class _Generation:
         start = time.perf_counter() if self.measure else 0.0
         with torch.inference_mode():
             logits = self._forward(step)
+            if not bool(torch.isfinite(logits).all()):    # argmax would pick a token silently, multinomial crash
+                raise ValueError(f"the model's logits hold NaN or inf at generation step {step}: its weights or "
+                                 "activations are not finite (a diverged checkpoint, or float16 overflow: try "
+                                 "float32 or bfloat16)")
             if self.logits is not None:
                 self.logits.append(logits.float())
             token = self._choose(logits)

@@ -367,3 +367,14 @@ def test_sampling_distribution_bad_input(kwargs, message):
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
         sampling_distribution(**args)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.8])
+def test_non_finite_logits_stop_generation_with_a_clear_error(temperature):
+    # greedy would silently pick a token from NaN logits, and multinomial fails deep inside torch
+    m = Transformer(ModelConfig.nano()).eval()
+    with torch.no_grad():
+        m.norm.weight[0] = float("nan")          # the final norm: every logit of every step is NaN
+    with pytest.raises(ValueError, match="NaN or inf at generation step 0"):
+        generate(m, torch.tensor([[1, 2, 3]]), max_new_tokens=3, temperature=temperature,
+                 generator=torch.Generator().manual_seed(0))
