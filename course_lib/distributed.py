@@ -117,6 +117,16 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """True when ``flag`` is True on any process (``flag`` itself with one process): for decisions
+    every rank must take at the same step, such as stopping after a signal that reached only some."""
+    if not info().enabled:
+        return flag
+    t = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
 def all_gather_tensors(t: torch.Tensor) -> list:
     """``[t from rank 0, t from rank 1, ...]`` (all the same shape); ``[t]`` with one process."""
     if not info().enabled:

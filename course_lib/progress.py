@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
@@ -309,24 +310,30 @@ class GracefulInterrupt:
     Slurm and Kubernetes send) asks the loop to stop after the current step (``requested`` becomes
     True, ``signal_name`` says which), so the model is never left half-updated; a second one
     interrupts at once, except inside :meth:`hold` (an update being applied), which it finishes
-    first. Only in the main thread of a single process (under DDP every rank must stop at the same
-    step). ``next_step()`` gives the step number for the message."""
+    first. A repeat within ``SAME_SIGNAL_S`` seconds counts as the same request: under torchrun a
+    terminal's Ctrl-C reaches every worker directly and again through torchrun, which forwards it.
+    Under DDP the trainer stops every rank after the same step (``distributed.any_rank``). Only in
+    the main thread. ``next_step()`` gives the step number for the message."""
 
     SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM") if hasattr(signal, n))
+    SAME_SIGNAL_S = 1.0
 
     def __init__(self, next_step=lambda: None, enabled: bool = True):
         self.next_step, self.requested, self._previous = next_step, False, {}
+        self._first_at = 0.0                 # when the first signal came (time.monotonic)
         self.signal_name: Optional[str] = None
         self._holding, self._pending = False, False
         self.enabled = enabled and threading.current_thread() is threading.main_thread()
 
     def _handler(self, signum, frame) -> None:
         if self.requested:
+            if time.monotonic() - self._first_at < self.SAME_SIGNAL_S:
+                return                        # the same request, delivered twice
             if self._holding:
                 self._pending = True          # raised when the update is complete
                 return
             raise KeyboardInterrupt
-        self.requested = True
+        self.requested, self._first_at = True, time.monotonic()
         self.signal_name = signal.Signals(signum).name
         try:
             print(f"\n{self.signal_name}: stopping after step {self.next_step()} (again to stop at once)",

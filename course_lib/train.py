@@ -588,7 +588,7 @@ class Trainer:
         tokens = self.history.tokens[-1] if self.history.tokens else 0
         check_inputs = getattr(self.model, "check_inputs", None)
         try:
-            with GracefulInterrupt(lambda: self.step + 1, enabled=not self.dist.enabled) as interrupt:
+            with GracefulInterrupt(lambda: self.step + 1) as interrupt:
                 self._interrupt = interrupt
                 while self.step < cfg.max_steps:
                     stats = self._train_step()
@@ -603,7 +603,7 @@ class Trainer:
                     metrics.write(h)
                     if self.out_dir is not None and cfg.save_every and self.step % cfg.save_every == 0:
                         self.save_checkpoint()
-                    if interrupt.requested:
+                    if D.any_rank(interrupt.requested, self.device):   # under DDP all stop after one step
                         raise KeyboardInterrupt
                 # the final evaluation and save run under the same handler: a signal here still saves
                 h = self.history

@@ -108,3 +108,38 @@ def test_torchrun_command_line_matches_one_process(tmp_path):
     assert a.keys() == b.keys()
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=2e-6, msg=name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["SIGTERM to torchrun", "Ctrl-C to the process group"])
+def test_a_signal_under_torchrun_saves_one_resumable_checkpoint(tmp_path, how):
+    """Every rank stops after the same step and rank 0 saves it. A terminal's Ctrl-C reaches each
+    worker twice (directly and forwarded by torchrun): that is still one request, not 'stop at once'."""
+    import signal
+    import time
+
+    data = tmp_path / "d.txt"
+    data.write_text("\n\n".join(f"第{i}天，人民日报报道了新的消息，天气很好。" for i in range(60)), encoding="utf-8")
+    out = tmp_path / "run"
+    env = dict(os.environ, OMP_NUM_THREADS="1", COURSE_DEVICE="cpu")
+    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                             "-m", "course_lib", "pretrain", "--preset", "nano", "--data", str(data), "--vocab-size",
+                             "300", "--seq-len", "32", "--batch-size", "2", "--max-steps", "100000", "--save-every",
+                             "0", "--log-every", "1", "--no-progress", "--device", "cpu", "--out", str(out)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    for line in proc.stdout:
+        if line.startswith("step"):            # training is under way on every rank
+            break
+    time.sleep(0.5)
+    if how == "SIGTERM to torchrun":
+        proc.send_signal(signal.SIGTERM)
+    else:
+        os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    saved = [p.name for p in out.iterdir() if p.name.startswith("step_")]
+    assert len(saved) == 1, (saved, stderr[-3000:])            # --save-every 0: the signal's save alone
+    step = int(saved[0].split("_")[1])
+    state = json.loads((out / saved[0] / "train_state.json").read_text())
+    assert state["step"] == step >= 1 and state["world_size"] == 2
+    assert f"after step {step}; saved" in stdout
+    assert "Traceback" not in stdout

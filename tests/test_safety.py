@@ -15,6 +15,7 @@ from course_lib.cli import main
 from course_lib.config import ModelConfig
 from course_lib.export import export_hf_llama
 from course_lib.model import Transformer
+from course_lib.progress import GracefulInterrupt
 from course_lib.train import TrainConfig, Trainer
 
 POSIX = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
@@ -147,7 +148,8 @@ class SignallingEval(list):
 
 @POSIX
 @pytest.mark.parametrize("count", [1, 2])
-def test_ctrl_c_during_the_final_evaluation_still_saves(tmp_path, count):
+def test_ctrl_c_during_the_final_evaluation_still_saves(tmp_path, count, monkeypatch):
+    monkeypatch.setattr(GracefulInterrupt, "SAME_SIGNAL_S", 0.0)     # the second signal is a second request
     t = Trainer(fresh(), data(), config(tmp_path, max_steps=3, save_every=0), eval_data=SignallingEval(data(6, 9), count))
     h = t.fit()
     assert t.step == 3 and latest_checkpoint(tmp_path).name == "step_3"
@@ -157,7 +159,8 @@ def test_ctrl_c_during_the_final_evaluation_still_saves(tmp_path, count):
 
 # ---------------------------------------------------------------- a second Ctrl-C inside an update
 @POSIX
-def test_second_ctrl_c_during_the_update_finishes_it_first(tmp_path):
+def test_second_ctrl_c_during_the_update_finishes_it_first(tmp_path, monkeypatch):
+    monkeypatch.setattr(GracefulInterrupt, "SAME_SIGNAL_S", 0.0)
     t = Trainer(fresh(), data(), config(tmp_path, max_steps=6, save_every=0))
     real_step, calls = t.optimizer.step, {"n": 0}
 
@@ -180,6 +183,19 @@ def test_second_ctrl_c_during_the_update_finishes_it_first(tmp_path):
     for name, p in ref.state_dict().items():
         if name in saved:
             assert torch.equal(saved[name], p), name   # step_2 holds exactly two updates
+
+
+@POSIX
+@pytest.mark.parametrize("window, saved", [(0.0, None), (60.0, "step_1")])
+def test_a_signal_delivered_twice_at_once_is_one_request(tmp_path, monkeypatch, window, saved):
+    # Under torchrun a terminal's Ctrl-C reaches each worker twice (directly, and forwarded by
+    # torchrun). Both land while step 1 reads its batch: as one request, step 1 finishes and is
+    # saved; as two (window 0), the second stops the run at once, before any step is complete.
+    monkeypatch.setattr(GracefulInterrupt, "SAME_SIGNAL_S", window)
+    t = Trainer(fresh(), SignallingEval(data(), count=2), config(tmp_path, max_steps=4, save_every=0))
+    h = t.fit()
+    assert h.interrupted
+    assert (latest_checkpoint(tmp_path).name if latest_checkpoint(tmp_path) else None) == saved
 
 
 # ---------------------------------------------------------------- 6. SIGTERM, a closed stdout, a bad --out
