@@ -122,15 +122,17 @@ def test_command_line_run_writes_a_report(tmp_path):
 def test_samples_are_greedy_continuations():
     """The report's samples equal an argmax loop over full forward passes (no cache); chat runs wrap
     the prompt in the chat template."""
-    from course_lib.cli.report import CHAT_PROMPTS, PRETRAIN_PROMPTS, greedy_samples
+    from course_lib.cli.generate import CHAT_PROMPTS, SAMPLE_PROMPTS
+    from course_lib.cli.report import greedy_samples
     from course_lib.tokenizer import train_tokenizer
 
     tok = train_tokenizer(["今天天气很好，人工智能是一个新的方向。Once upon a time there was a cat."] * 20,
                           vocab_size=300)
     torch.manual_seed(1)
     model = Transformer(ModelConfig.nano(vocab_size=tok.vocab_size)).eval()
-    for chat, prompts in ((False, PRETRAIN_PROMPTS), (True, CHAT_PROMPTS)):
-        got = greedy_samples(model, tok, chat=chat, max_new_tokens=6)
+    for chat, language in ((False, "zh"), (True, "zh"), (False, "en"), (True, "en")):
+        prompts = (CHAT_PROMPTS if chat else SAMPLE_PROMPTS)[language]
+        got = greedy_samples(model, tok, chat=chat, language=language, max_new_tokens=6)
         assert [p for p, _ in got] == list(prompts)
         for prompt, text in got:
             ids = (tok.encode(tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True))

@@ -24,11 +24,10 @@ import sys
 from pathlib import Path
 
 from .common import CLIError, add_checkpoint_args, open_checkpoint, positive_int, read_documents, set_threads
-from .generate import greedy_samples
+from .generate import SAMPLE_PROMPTS, greedy_samples, text_language
 
 # a corpus the checkpoint was not trained on: the split a default ``pretrain`` run would hold out
 OTHER_VAL_FRACTION, OTHER_SEED = 0.02, 0
-PROMPTS = {"zh": ("今天", "中国", "我们"), "en": ("The ", "In the beginning", "He said")}
 MAX_NEW_TOKENS = 40
 
 DATA_HELP = """which text is evaluated:
@@ -95,13 +94,6 @@ def _documents(args, meta: dict) -> tuple:
     return docs, what, CORPORA[corpus].language
 
 
-def _language(docs) -> str:
-    """zh when CJK characters are at least a third of the text's start, else en."""
-    head = "".join(docs)[:2000]
-    cjk = sum("\u4e00" <= c <= "\u9fff" for c in head)
-    return "zh" if cjk * 3 >= max(len(head), 1) else "en"
-
-
 def format_report(r: dict) -> str:
     """The readable table of an eval result (the dict that ``--json`` writes)."""
     step = f" (step {r['step']})" if r.get("step") is not None else ""
@@ -139,7 +131,7 @@ def cmd_eval(args) -> int:
     if seq_len > model.config.max_seq_len:
         raise CLIError(f"--seq-len {seq_len} is above the model's max_seq_len {model.config.max_seq_len}")
     bpc = bits_per_char(model, tokenizer, docs, seq_len=seq_len, batch_size=args.batch_size)
-    prompts = args.prompt or PROMPTS[language or _language(docs)]
+    prompts = args.prompt or SAMPLE_PROMPTS[language or text_language(docs)]
     result = {"checkpoint": str(folder), "step": meta.get("step"), "text": what, "documents": len(docs),
               "seq_len": seq_len, "loss": bpc.nats_per_token, "perplexity": math.exp(bpc.nats_per_token),
               "bits_per_char": bpc.bits_per_char, "tokens": bpc.n_tokens, "characters": bpc.n_chars,

@@ -60,6 +60,18 @@ def stream_reply(model, tokenizer, prompt_ids, args, generator, new: Optional[li
     return new
 
 
+# fixed prompts for greedy samples (eval, the run report), chosen by the language of the text
+SAMPLE_PROMPTS = {"zh": ("今天", "中国", "我们"), "en": ("The ", "In the beginning", "He said")}
+CHAT_PROMPTS = {"zh": ("你好", "请介绍一下你自己。", "今天天气怎么样？"), "en": ("Hello!", "Who are you?", "What is 2 + 3?")}
+
+
+def text_language(texts) -> str:
+    """``"zh"`` when CJK characters are at least a third of the texts' first 2000 characters, else ``"en"``."""
+    head = "".join(texts)[:2000]
+    cjk = sum("\u4e00" <= c <= "\u9fff" for c in head)
+    return "zh" if cjk * 3 >= max(len(head), 1) else "en"
+
+
 def greedy_samples(model, tokenizer, prompts, max_new_tokens: int = 40, chat: bool = False) -> list:
     """``[(prompt, continuation)]``: each prompt continued by up to ``max_new_tokens`` argmax tokens,
     stopping at EOS. Deterministic, so two runs (or two checkpoints) can be compared line by line.

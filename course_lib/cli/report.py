@@ -14,9 +14,6 @@ from pathlib import Path
 from typing import List, Optional
 
 REPORT_FILE = "report.md"
-# fixed prompts, so that reports of different runs can be compared sample by sample
-PRETRAIN_PROMPTS = ("今天", "人工智能是", "Once upon a time")
-CHAT_PROMPTS = ("你好", "请介绍一下你自己。", "What is 2 + 3?")
 SAMPLE_TOKENS = 30
 LOSS_ROWS = 10
 SHAPE_FIELDS = ("vocab_size", "dim", "n_layers", "n_heads", "n_kv_heads", "ffn_dim", "max_seq_len")
@@ -37,12 +34,26 @@ def sample_rows(records: List[dict], rows: int = LOSS_ROWS) -> List[dict]:
     return [records[i] for i in picks]
 
 
-def greedy_samples(model, tokenizer, chat: bool, max_new_tokens: int = SAMPLE_TOKENS) -> List[tuple]:
-    """``(prompt, continuation)`` for each fixed prompt of a pretraining (or, ``chat``, an SFT) run,
-    greedy, so the same weights always give the same text."""
+def greedy_samples(model, tokenizer, chat: bool, language: str = "zh",
+                   max_new_tokens: int = SAMPLE_TOKENS) -> List[tuple]:
+    """``(prompt, continuation)`` for the fixed prompts of a pretraining (or, ``chat``, an SFT) run in
+    ``language``; greedy, so the same weights always give the same text and reports compare."""
+    from .generate import CHAT_PROMPTS, SAMPLE_PROMPTS
     from .generate import greedy_samples as continue_greedily
 
-    return continue_greedily(model, tokenizer, CHAT_PROMPTS if chat else PRETRAIN_PROMPTS, max_new_tokens, chat=chat)
+    prompts = (CHAT_PROMPTS if chat else SAMPLE_PROMPTS)[language]
+    return continue_greedily(model, tokenizer, prompts, max_new_tokens, chat=chat)
+
+
+def run_language(trainer) -> str:
+    """The language of the run's text, read from its first training sequence."""
+    from .generate import text_language
+
+    try:
+        ids = trainer.train_data[0]["input_ids"]
+        return text_language([trainer.tokenizer.decode(list(map(int, ids)), skip_special_tokens=True)])
+    except (IndexError, KeyError, TypeError, AttributeError):
+        return "zh"
 
 
 def _model_lines(model, preset: str, init: Optional[Path]) -> List[str]:
@@ -73,7 +84,7 @@ def report_text(trainer, seconds: float, init: Optional[Path] = None, samples: O
     meta, cfg, h = trainer.metadata, trainer.config, trainer.history
     kind, preset = meta.get("kind", "train"), meta.get("preset", "?")
     if samples is None:
-        samples = greedy_samples(trainer.model, trainer.tokenizer, chat=kind == "sft")
+        samples = greedy_samples(trainer.model, trainer.tokenizer, chat=kind == "sft", language=run_language(trainer))
     records = read_metrics(Path(cfg.out_dir)) if cfg.out_dir else []
     date = date or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     eval_loss = h.final_eval_loss
