@@ -152,3 +152,22 @@ def test_sft_from_a_pretrained_run(tmp_path, text_file, capsys):
     code, stdout, err = run(["generate", "--ckpt", tmp_path / "sft", "--prompt", "你好", "--chat",
                              "--max-new-tokens", 4], capsys)
     assert code == 0, err
+
+
+def test_ckpt_pretrained_names_the_shipped_model(tmp_path, monkeypatch, capsys):
+    import torch
+
+    from course_lib import generate, load_pretrained
+
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(["generate", "--ckpt", "pretrained", "--prompt", "今天", "--max-new-tokens", 8,
+                          "--temperature", 0, "--device", "cpu"], capsys)
+    assert code == 0, err
+    model, tok = load_pretrained()
+    ids = tok.encode("今天", add_special_tokens=True)
+    new = generate(model, torch.tensor([ids]), max_new_tokens=8, temperature=0, eos_token_id=tok.eos_id)[0, len(ids):]
+    assert out == "今天" + tok.decode(new.tolist(), skip_special_tokens=True) + "\n"
+    # a folder of that name here is what the user means
+    (tmp_path / "pretrained").mkdir()
+    code, out, err = run(["generate", "--ckpt", "pretrained", "--device", "cpu"], capsys)
+    assert code == 2 and "pretrained" in err and "Traceback" not in err

@@ -131,12 +131,23 @@ def set_threads(args, to_stderr: bool = False) -> None:
 
 
 def add_checkpoint_args(p: argparse.ArgumentParser, device: bool = True) -> None:
-    p.add_argument("--ckpt", required=True, help="a run folder (its newest step_<N>) or a checkpoint folder")
+    p.add_argument("--ckpt", required=True, help="a run folder (its newest step_<N>), a checkpoint folder, or "
+                                                 "'pretrained' for the small model shipped with the course")
     p.add_argument("--tokenizer", default=None, help="a tokenizer other than the checkpoint's own")
     if device:
         p.add_argument("--device", default="auto", help="auto (default: CUDA, then MPS, then CPU), cpu, cuda, "
                                                         "cuda:1, mps")
         p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch")
+
+
+def shipped_or_path(ckpt: str) -> Path:
+    """``ckpt`` as a path; ``pretrained`` (or a shipped checkpoint's name) names the model shipped
+    with the course, unless a folder of that name exists here."""
+    from ..checkpoint import DEFAULT_PRETRAINED, available_pretrained, pretrained_path
+
+    if Path(ckpt).exists() or ckpt not in ("pretrained", *available_pretrained()):
+        return Path(ckpt)
+    return pretrained_path(DEFAULT_PRETRAINED if ckpt == "pretrained" else ckpt)
 
 
 def open_checkpoint(ckpt: str, tokenizer: Optional[str] = None, device: str = "auto") -> Tuple[object, object, Path]:
@@ -148,7 +159,7 @@ def open_checkpoint(ckpt: str, tokenizer: Optional[str] = None, device: str = "a
     from ..device import pick_device
     from ..tokenizer import load_tokenizer
 
-    folder = resolve_checkpoint(ckpt)
+    folder = resolve_checkpoint(shipped_or_path(ckpt))
     if not tokenizer and not any((folder / f).is_file() for f in TOKENIZER_FILES):
         raise FileNotFoundError(f"{folder} has no tokenizer (tokenizer.json or simple_tokenizer.json); "
                                 "pass --tokenizer")
