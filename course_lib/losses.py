@@ -102,13 +102,14 @@ def _text_token_stream(tokenizer, texts: Sequence[str]) -> tuple[torch.Tensor, t
 
 @torch.no_grad()
 def bits_per_char(model, tokenizer, texts: Sequence[str], seq_len: Optional[int] = None, batch_size: int = 16,
-                  device=None) -> BpcResult:
+                  device=None, progress: bool = False) -> BpcResult:
     """Cross-entropy in bits per *character* of ``texts``: comparable across tokenizers.
 
     The texts become one stream ``[BOS] doc [BOS] doc ...``; windows of ``seq_len + 1`` tokens that
     overlap by one predict every text token exactly once (the BOS tokens are inputs, never targets).
     Bits per character = total NLL of the text tokens / ln 2 / number of characters. A per-token loss
     is *not* comparable across vocabularies: a token of a big vocabulary covers more text.
+    ``progress``: a progress bar (stderr) when there are at least 8 batches.
     """
     seq_len = seq_len or model.config.max_seq_len
     device = device or next(model.parameters()).device
@@ -126,7 +127,11 @@ def bits_per_char(model, tokenizer, texts: Sequence[str], seq_len: Optional[int]
         windows.append(w)
         masks.append(m)
     total, count = 0.0, 0
-    for i in range(0, len(windows), batch_size):
+    starts = range(0, len(windows), batch_size)
+    if progress:                                   # a bar on stderr for long texts (the eval command)
+        from tqdm.auto import tqdm
+        starts = tqdm(starts, desc="eval", unit="batch", leave=False, disable=len(starts) < 8)
+    for i in starts:
         chunk, mchunk = windows[i:i + batch_size], masks[i:i + batch_size]
         T = max(len(w) for w in chunk) - 1
         x = torch.zeros(len(chunk), T, dtype=torch.long)

@@ -130,7 +130,7 @@ def cmd_eval(args) -> int:
     seq_len = args.seq_len or meta.get("seq_len") or model.config.max_seq_len
     if seq_len > model.config.max_seq_len:
         raise CLIError(f"--seq-len {seq_len} is above the model's max_seq_len {model.config.max_seq_len}")
-    bpc = bits_per_char(model, tokenizer, docs, seq_len=seq_len, batch_size=args.batch_size)
+    bpc = bits_per_char(model, tokenizer, docs, seq_len=seq_len, batch_size=args.batch_size, progress=True)
     prompts = args.prompt or SAMPLE_PROMPTS[language or text_language(docs)]
     result = {"checkpoint": str(folder), "step": meta.get("step"), "text": what, "documents": len(docs),
               "seq_len": seq_len, "loss": bpc.nats_per_token, "perplexity": math.exp(bpc.nats_per_token),
