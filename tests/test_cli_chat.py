@@ -189,6 +189,14 @@ def test_bad_checkpoint_is_one_error_line(tmp_path):
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error:") and "no_such_run" in lines[0], err
 
 
+@pytest.mark.parametrize("option, value", [("--top-p", 2), ("--temperature", -1), ("--repetition-penalty", 0)])
+def test_bad_sampling_options_are_refused_before_the_chat_starts(ckpts, option, value):
+    code, out, err = chat(ckpts["ctx128"], ["你好"], option, value)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error:") and option.lstrip("-").split("-")[0] in lines[0], err
+    assert out == ""                                   # not even the reply prefix
+
+
 def test_a_tokenizer_that_cannot_write_the_chat_template_is_refused(ckpts):
     # a character tokenizer that never saw the letters of "user"/"assistant" reads them back as unk
     code, out, err = chat(ckpts["char"], ["你好"])

@@ -23,7 +23,7 @@ import sys
 from typing import Callable, List, Optional, Tuple
 
 from .common import CLIError, add_checkpoint_args, open_checkpoint, set_threads
-from .generate import add_sampling_args, stream_reply
+from .generate import add_sampling_args, check_sampling_options, stream_reply
 
 COMMANDS = (("/clear", "forget the conversation (the --system message stays)"),
             ("/help", "list these commands"),
@@ -76,6 +76,7 @@ def check_chat_template(tokenizer, system: Optional[str]) -> None:
 def cmd_chat(args) -> int:
     import torch
 
+    check_sampling_options(args)                # before the model loads and the first prompt
     model, tokenizer, folder = open_checkpoint(args.ckpt, args.tokenizer, args.device)
     set_threads(args, to_stderr=True)
     check_chat_template(tokenizer, args.system)

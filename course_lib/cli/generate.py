@@ -10,9 +10,17 @@ from typing import Optional
 from .common import CLIError, add_checkpoint_args, open_checkpoint, positive_int, set_threads
 
 
+def check_sampling_options(args) -> None:
+    """Bad --temperature/--top-k/--top-p/--repetition-penalty fail before the model loads."""
+    from ..sample import check_sampling_args
+
+    check_sampling_args(args.temperature, args.top_k, args.top_p, args.repetition_penalty)
+
+
 def cmd_generate(args) -> int:
     import torch
 
+    check_sampling_options(args)
     model, tokenizer, _ = open_checkpoint(args.ckpt, args.tokenizer, args.device)
     set_threads(args, to_stderr=True)
     if args.chat:
