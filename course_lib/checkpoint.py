@@ -33,7 +33,8 @@ The course's own pretrained model is a checkpoint shipped in ``course_lib/assets
 
 Generic helpers reused by the trainer for ``step_<N>/`` folders:
     :func:`atomic_write_dir`   context manager: build a folder in a temp sibling, rename into place.
-    :func:`atomic_write_json`  write one JSON file atomically (temp file + ``os.replace``).
+    :func:`atomic_write_json`  write one JSON file atomically (temp file + ``os.replace``);
+    :func:`atomic_write_text`  the same for any text.
     :func:`write_model_files`  write ``model.safetensors`` + ``config.json`` into a folder.
     :func:`read_json`          read a JSON file with clear errors naming the path.
 """
@@ -232,21 +233,15 @@ def json_text(obj: Any, what: str) -> str:
         raise ValueError(f"{what} cannot be written as JSON: {err}") from None
 
 
-def atomic_write_json(path: PathLike, obj: Any) -> None:
-    """Write ``obj`` as JSON to ``path`` atomically: a temp file in the same folder, fsync, ``os.replace``.
-
-    Readers see either the old file or the complete new one, never a truncated one. Paths, tensors
-    with one element and numpy scalars are converted; anything else not JSON-serialisable raises
-    ``ValueError`` naming the path.
-    """
+def atomic_write_text(path: PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically: a temp file in the same folder, fsync, ``os.replace``.
+    Readers see either the old file or the complete new one, never a truncated one."""
     path = Path(path)
-    text = json_text(obj, f"the data for {str(path)!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
-            f.write("\n")
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -255,6 +250,13 @@ def atomic_write_json(path: PathLike, obj: Any) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_json(path: PathLike, obj: Any) -> None:
+    """Write ``obj`` as JSON to ``path`` with :func:`atomic_write_text`. Paths, tensors with one
+    element and numpy scalars are converted; anything else not JSON-serialisable raises
+    ``ValueError`` naming the path."""
+    atomic_write_text(path, json_text(obj, f"the data for {str(path)!r}") + "\n")
 
 
 def read_json(path: PathLike, what: str = "file") -> Any:
@@ -641,5 +643,5 @@ def load_pretrained(name: str = DEFAULT_PRETRAINED, device: Union[str, torch.dev
 
 __all__ = ["load_pretrained", "pretrained_path", "pretrained_metadata", "available_pretrained", "PRETRAINED_DIR",
            "DEFAULT_PRETRAINED", "list_checkpoints", "latest_checkpoint", "step_of", "resolve_checkpoint", "save_checkpoint", "load_checkpoint", "load_checkpoint_metadata", "load_state_into",
-           "atomic_write_dir", "atomic_write_json", "check_replaceable", "check_stored_config", "check_finite", "CHECKPOINT_FILES", "read_json", "write_model_files",
+           "atomic_write_dir", "atomic_write_json", "atomic_write_text", "check_replaceable", "check_stored_config", "check_finite", "CHECKPOINT_FILES", "read_json", "write_model_files",
            "read_model_tensors", "read_config", "tied_aliases", "model_tensors"]

@@ -140,23 +140,6 @@ class TrainHistory:
 METRICS_FILE = "metrics.jsonl"
 
 
-def atomic_write_text(path: Union[str, "os.PathLike[str]"], text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the whole new one, never a part
-    (a temp file beside it, fsync, ``os.replace``)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def read_metrics(path: Union[str, "os.PathLike[str]"]) -> List[Dict[str, Any]]:
     """The records of a ``metrics.jsonl`` (a file or the run folder holding it), in file order. A line
     that is not a record (torn by a crash mid-write, or added by hand) is skipped; no file gives []."""
@@ -215,6 +198,7 @@ class MetricsLog:
                 keep.append(line)
                 self.last_step, self._last = step, (rec.get("tokens", 0), float(rec.get("elapsed", 0.0)))
         if len(keep) != len(lines):
+            from .checkpoint import atomic_write_text     # lazy: this module stays free of torch
             atomic_write_text(self.path, "".join(keep))
 
     def write(self, history: TrainHistory, final: bool = False) -> None:
@@ -369,5 +353,5 @@ class GracefulInterrupt:
         self._previous = {}
 
 
-__all__ = ["TrainHistory", "Display", "GracefulInterrupt", "MetricsLog", "METRICS_FILE", "read_metrics", "atomic_write_text", "in_notebook",
+__all__ = ["TrainHistory", "Display", "GracefulInterrupt", "MetricsLog", "METRICS_FILE", "read_metrics", "in_notebook",
            "json_float", "stdout_gone"]

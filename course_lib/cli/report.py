@@ -136,7 +136,7 @@ def report_text(trainer, seconds: float, init: Optional[Path] = None, samples: O
 
 def write_run_report(out, trainer, seconds: float, init: Optional[Path] = None) -> Path:
     """Write ``<out>/report.md`` for ``trainer``'s run (atomically); returns its path."""
-    from ..progress import atomic_write_text
+    from ..checkpoint import atomic_write_text
 
     path = Path(out) / REPORT_FILE
     atomic_write_text(path, report_text(trainer, seconds, init))
