@@ -79,6 +79,15 @@ def reference_generate(model, prompts: Sequence[Sequence[int]], max_new_tokens: 
 
 
 @torch.no_grad()
+def reference_greedy_text(model, tokenizer, prompt_ids: Sequence[int], max_new_tokens: int) -> str:
+    """The text of a greedy continuation of ``prompt_ids`` by full recomputation, cut at the first EOS
+    (what the command line's samples and replies should print)."""
+    new = reference_generate(model, [prompt_ids], max_new_tokens)[0, len(prompt_ids):].tolist()
+    new = new[:new.index(tokenizer.eos_id)] if tokenizer.eos_id in new else new
+    return tokenizer.decode(new, skip_special_tokens=True)
+
+
+@torch.no_grad()
 def reference_step_logits(model, tokens: torch.Tensor, n_new: int) -> List[torch.Tensor]:
     """For each of the last ``n_new`` tokens of ``tokens (B, L)``, the logits that chose it, each from
     its own full forward over the prefix (no cache): a list of ``(B, V)``."""

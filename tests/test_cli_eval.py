@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from adapters import reference_greedy_text
 from course_lib import train_tokenizer
 from course_lib.checkpoint import load_checkpoint, save_checkpoint
 from course_lib.cli import main
@@ -99,17 +100,8 @@ def test_greedy_samples_equal_an_argmax_loop(ckpt, text_file, capsys):
                           "--max-new-tokens", 6, "--json", "-", "--device", "cpu"], capsys)
     assert code == 0, err
     model, tok = load_checkpoint(ckpt), load_tokenizer(ckpt)
-    expected = []
-    for prompt in ("今天", "人民"):
-        ids = [tok.bos_id] + tok.encode(prompt)
-        new = []
-        with torch.no_grad():
-            for _ in range(6):
-                t = int(model(torch.tensor([ids + new])).logits[0, -1].argmax())
-                if t == tok.eos_id:
-                    break
-                new.append(t)
-        expected.append({"prompt": prompt, "continuation": tok.decode(new, skip_special_tokens=True)})
+    expected = [{"prompt": prompt, "continuation": reference_greedy_text(model, tok, [tok.bos_id] + tok.encode(prompt), 6)}
+                for prompt in ("今天", "人民")]
     assert json.loads(out)["samples"] == expected
 
 
