@@ -139,3 +139,19 @@ def test_samples_are_greedy_continuations():
             ids = (tok.encode(tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True))
                    if chat else tok.encode(prompt, add_special_tokens=True))
             assert text == reference_greedy_text(model, tok, ids, 6)
+
+
+def test_a_report_md_that_is_not_ours_is_left_alone(tmp_path):
+    text = tmp_path / "small.txt"
+    text.write_text("\n\n".join(f"第{i}天，人民日报报道了新的消息。" for i in range(30)), encoding="utf-8")
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "report.md").write_text("my own notes\n", encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "course_lib", "pretrain", "--preset", "nano", "--data", str(text),
+                           "--vocab-size", "300", "--seq-len", "32", "--batch-size", "4", "--max-steps", "2",
+                           "--out", str(out), "--device", "cpu", "--no-progress", "--threads", "1"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]                 # the run itself is done and saved
+    assert (out / "report.md").read_text(encoding="utf-8") == "my own notes\n"
+    assert "report not written" in proc.stdout and (out / "step_2").is_dir()
+

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import List, Optional
 
 REPORT_FILE = "report.md"
+REPORT_TITLE = "# Run report:"        # a report.md starting otherwise is the user's, never replaced
 SAMPLE_TOKENS = 30
 LOSS_ROWS = 10
 SHAPE_FIELDS = ("vocab_size", "dim", "n_layers", "n_heads", "n_kv_heads", "ffn_dim", "max_seq_len")
@@ -93,7 +94,7 @@ def report_text(trainer, seconds: float, init: Optional[Path] = None, samples: O
     train_s = h.time[-1] if h.time else 0.0
     status = f"interrupted ({h.signal}) at step {trainer.step}" if h.interrupted else "finished"
     lines = [
-        f"# Run report: {kind}, {cfg.out_dir}", "",
+        f"{REPORT_TITLE} {kind}, {cfg.out_dir}", "",
         f"{date}, {status}.", "",
         "```", meta.get("command", "?"), "```", "",
         "## Environment",
@@ -135,9 +136,12 @@ def report_text(trainer, seconds: float, init: Optional[Path] = None, samples: O
 
 
 def write_run_report(out, trainer, seconds: float, init: Optional[Path] = None) -> Path:
-    """Write ``<out>/report.md`` for ``trainer``'s run (atomically); returns its path."""
+    """Write ``<out>/report.md`` for ``trainer``'s run (atomically); returns its path. A ``report.md``
+    there that is not a run report (the user's own notes) is never replaced: ``FileExistsError``."""
     from ..checkpoint import atomic_write_text
 
     path = Path(out) / REPORT_FILE
+    if path.is_file() and not path.read_text(encoding="utf-8", errors="replace").startswith(REPORT_TITLE):
+        raise FileExistsError(f"{path} exists and is not a run report; it was left as it was")
     atomic_write_text(path, report_text(trainer, seconds, init))
     return path
